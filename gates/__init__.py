@@ -1,0 +1,48 @@
+"""gategraph's gates: one class per operation, each with forward and backward.
+
+Families: :mod:`gates.arithmetic`, :mod:`gates.activations`,
+:mod:`gates.reductions`, :mod:`gates.linalg`.  Write your own by subclassing
+:class:`Gate`.
+"""
+
+from gates.activations import ELUGate, LeakyReLUGate, ReLUGate, SigmoidGate, TanhGate
+from gates.arithmetic import (
+    AddGate,
+    DivideGate,
+    ExpGate,
+    LogGate,
+    MaxGate,
+    MinGate,
+    MultiplyGate,
+    NegateGate,
+    PowerGate,
+    ReciprocalGate,
+    SubtractGate,
+)
+from gates.base import Gate, input_count
+from gates.linalg import MatMulGate
+from gates.reductions import MeanGate, SumGate
+
+__all__ = [
+    "Gate",
+    "input_count",
+    "AddGate",
+    "SubtractGate",
+    "MultiplyGate",
+    "DivideGate",
+    "MaxGate",
+    "MinGate",
+    "NegateGate",
+    "ExpGate",
+    "LogGate",
+    "ReciprocalGate",
+    "PowerGate",
+    "SigmoidGate",
+    "TanhGate",
+    "ReLUGate",
+    "LeakyReLUGate",
+    "ELUGate",
+    "MatMulGate",
+    "SumGate",
+    "MeanGate",
+]

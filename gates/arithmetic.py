@@ -1,0 +1,185 @@
+"""Arithmetic gates: add, subtract, multiply, divide, max, min, negate, exp, log,
+reciprocal and power.  All elementwise, with numpy broadcasting.
+
+The lecture's patterns of backward flow:
+
+* add distributes: each input receives the upstream gradient unchanged;
+* max routes: the input that won receives all of it, the other none;
+* multiply switches and scales: each input receives upstream times the other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gates import math_functions
+from gates.base import Gate
+
+
+class AddGate(Gate):
+    """z = x + y;  dz/dx = 1, dz/dy = 1."""
+
+    symbol = "+"
+
+    def forward(self, x, y):
+        return x + y
+
+    def backward(self, upstream):
+        return upstream, upstream
+
+
+class SubtractGate(Gate):
+    """z = x - y;  dz/dx = 1, dz/dy = -1."""
+
+    symbol = "-"
+
+    def forward(self, x, y):
+        return x - y
+
+    def backward(self, upstream):
+        dy = -upstream if self.input_needs_grad(1) else None
+        return upstream, dy
+
+
+class MultiplyGate(Gate):
+    """z = x * y;  dz/dx = y, dz/dy = x."""
+
+    symbol = "*"
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return x * y
+
+    def backward(self, upstream):
+        dx = upstream * self.y if self.input_needs_grad(0) else None
+        dy = upstream * self.x if self.input_needs_grad(1) else None
+        return dx, dy
+
+
+class DivideGate(Gate):
+    """z = x / y;  dz/dx = 1 / y, dz/dy = -x / y**2 = -z / y."""
+
+    symbol = "/"
+
+    def forward(self, x, y):
+        self.y = y
+        self.out = math_functions.divide(x, y)
+        return self.out
+
+    def backward(self, upstream):
+        dx = math_functions.divide(upstream, self.y) if self.input_needs_grad(0) else None
+        dy = math_functions.divide(-upstream * self.out, self.y) if self.input_needs_grad(1) else None
+        return dx, dy
+
+
+def _route(upstream, wins, ties):
+    """The whole upstream where this input won, half of it on a tie, none where it lost."""
+    if np.any(ties):
+        return upstream * (wins + 0.5 * ties)
+    return upstream * wins
+
+
+class MaxGate(Gate):
+    """z = max(x, y);  dz/dx = 1 where x > y, 0 where x < y, 1/2 on a tie (and dz/dy alike)."""
+
+    symbol = "max"
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return np.maximum(x, y)
+
+    def backward(self, upstream):
+        x, y = self.x, self.y
+        ties = x == y
+        dx = _route(upstream, x > y, ties) if self.input_needs_grad(0) else None
+        dy = _route(upstream, y > x, ties) if self.input_needs_grad(1) else None
+        return dx, dy
+
+
+class MinGate(Gate):
+    """z = min(x, y);  dz/dx = 1 where x < y, 0 where x > y, 1/2 on a tie (and dz/dy alike)."""
+
+    symbol = "min"
+
+    def forward(self, x, y):
+        self.x, self.y = x, y
+        return np.minimum(x, y)
+
+    def backward(self, upstream):
+        x, y = self.x, self.y
+        ties = x == y
+        dx = _route(upstream, x < y, ties) if self.input_needs_grad(0) else None
+        dy = _route(upstream, y < x, ties) if self.input_needs_grad(1) else None
+        return dx, dy
+
+
+class NegateGate(Gate):
+    """z = -x;  dz/dx = -1."""
+
+    symbol = "-x"
+
+    def forward(self, x):
+        return -x
+
+    def backward(self, upstream):
+        return (-upstream,)
+
+
+class ExpGate(Gate):
+    """z = exp(x);  dz/dx = exp(x) = z."""
+
+    symbol = "exp"
+
+    def forward(self, x):
+        self.out = math_functions.exp(x)
+        return self.out
+
+    def backward(self, upstream):
+        return (upstream * self.out,)
+
+
+class LogGate(Gate):
+    """z = log(x) (natural);  dz/dx = 1 / x."""
+
+    symbol = "log"
+
+    def forward(self, x):
+        self.x = x
+        return math_functions.log(x)
+
+    def backward(self, upstream):
+        return (math_functions.divide(upstream, self.x),)
+
+
+class ReciprocalGate(Gate):
+    """z = 1 / x;  dz/dx = -1 / x**2 = -z**2."""
+
+    symbol = "1/x"
+
+    def forward(self, x):
+        self.out = math_functions.divide(1.0, x)
+        return self.out
+
+    def backward(self, upstream):
+        return (-upstream * self.out * self.out,)
+
+
+class PowerGate(Gate):
+    """z = x ** p for a constant exponent p;  dz/dx = p * x ** (p - 1)."""
+
+    def __init__(self, p: float):
+        self.p = float(p)
+        self.symbol = f"**{p:g}"
+
+    def forward(self, x):
+        self.x = x
+        return math_functions.power(x, self.p)
+
+    def backward(self, upstream):
+        p = self.p
+        if p == 2.0:  # the common square: 2x, without a call to pow
+            return (upstream * 2.0 * self.x,)
+        return (upstream * p * math_functions.power(self.x, p - 1.0),)
+
+    def __repr__(self) -> str:
+        return f"PowerGate(p={self.p:g})"

@@ -1,0 +1,90 @@
+"""The ``Gate`` base class: one operation with a forward and a backward.
+
+A gate is the lecture's modular unit::
+
+    class MultiplyGate(Gate):
+        def forward(self, x, y):
+            self.x, self.y = x, y        # cache what backward needs
+            return x * y
+        def backward(self, upstream):
+            return upstream * self.y, upstream * self.x   # dz/dx = y, dz/dy = x
+
+``forward(*inputs)`` takes one value per input (a float or a float64 numpy
+array) and returns the output.  ``backward(upstream)`` takes dL/d(output), with
+the output's shape, and returns one gradient per input, in input order: the
+upstream gradient times the local gradient.  ``None`` stands for "no gradient"
+(treated as zero), for inputs such as integer labels.
+
+Gates never reduce broadcast gradients and never add up gradients from
+several uses of a value: the graph does both, once, for every gate.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Sequence
+
+
+class Gate:
+    """Base class of every gate.  Subclass it and define ``forward`` and ``backward``.
+
+    The number of inputs a gate takes is read from the signature of its
+    ``forward`` (see :meth:`input_count`).
+
+    Attributes
+    ----------
+    needs_input_grad : tuple of bool or None
+        Set by the graph before each forward: one flag per input telling
+        whether that input needs a gradient, as in PyTorch's custom
+        functions.  A gate may skip the work for an input whose flag is
+        False (``MatMulGate`` does).  ``None`` (a gate used on its own)
+        means every input needs one.
+    symbol : str
+        Short label used in pictures and traces, e.g. ``"+"`` or ``"exp"``.
+    """
+
+    needs_input_grad: tuple[bool, ...] | None = None
+    symbol: str = ""
+
+    def forward(self, *inputs: Any) -> Any:
+        """Compute the output from the inputs and cache what backward needs."""
+        raise NotImplementedError(f"{type(self).__name__} does not define forward(*inputs)")
+
+    def backward(self, upstream: Any) -> Sequence[Any]:
+        """Return one gradient per input: upstream times the local gradient."""
+        raise NotImplementedError(f"{type(self).__name__} does not define backward(upstream)")
+
+    def input_needs_grad(self, position: int) -> bool:
+        """Whether input ``position`` needs a gradient (always True for a gate used alone)."""
+        flags = self.needs_input_grad
+        return flags is None or flags[position]
+
+    def label(self) -> str:
+        """The symbol if the gate has one, else its class name without 'Gate'."""
+        return self.symbol or type(self).__name__.removesuffix("Gate")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+def input_count(gate: Any) -> tuple[int, int | None]:
+    """(fewest, most) inputs ``gate.forward`` accepts; most is None for ``*inputs``."""
+    if "forward" in getattr(gate, "__dict__", {}):  # a forward set on the instance itself
+        return _count_positional(gate.forward, skip_first=False)
+    return _count_positional(type(gate).forward, skip_first=True)
+
+
+@functools.lru_cache(maxsize=None)
+def _count_positional(function: Any, skip_first: bool) -> tuple[int, int | None]:
+    # Cached per class: inspecting a signature costs more than adding a gate.
+    parameters = list(inspect.signature(function).parameters.values())[int(skip_first):]
+    required, maximum = 0, 0
+    for parameter in parameters:
+        if parameter.kind is parameter.VAR_POSITIONAL:
+            return required, None
+        if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD):
+            maximum += 1
+            if parameter.default is parameter.empty:
+                required += 1
+    return required, maximum

@@ -1,0 +1,38 @@
+"""gategraph's graph: build circuits of gates, run them forward and backward.
+
+>>> from graph import ComputationalGraph
+"""
+
+from graph.computational_graph import ComputationalGraph
+from graph.errors import (
+    BackwardError,
+    FeedError,
+    FeedTypeError,
+    GateForwardError,
+    GateInputCountError,
+    GradientError,
+    GraphBuildError,
+    GraphError,
+    NonFiniteError,
+    NotAGateError,
+    ParameterFileError,
+)
+from graph.node import Node
+from graph.values import sum_to_shape
+
+__all__ = [
+    "ComputationalGraph",
+    "Node",
+    "sum_to_shape",
+    "GraphError",
+    "GraphBuildError",
+    "GateInputCountError",
+    "NotAGateError",
+    "FeedError",
+    "FeedTypeError",
+    "GateForwardError",
+    "GradientError",
+    "BackwardError",
+    "NonFiniteError",
+    "ParameterFileError",
+]

@@ -1,0 +1,50 @@
+"""gategraph's exceptions.
+
+Each is a ValueError or TypeError, so ``except ValueError`` still catches
+them, and each message names the node, gate or input involved in the words of
+the user's own graph.  Catch :class:`GraphError` to catch them all.
+"""
+
+
+class GraphError(Exception):
+    """Base class of every error gategraph raises on purpose."""
+
+
+class GraphBuildError(GraphError, ValueError):
+    """A graph cannot be built as asked: unknown or duplicate name, foreign node, reused gate."""
+
+
+class GateInputCountError(GraphError, TypeError):
+    """A gate was given more or fewer inputs than its forward takes."""
+
+
+class NotAGateError(GraphError, TypeError):
+    """Something that is not a gate (no forward/backward) was added as one."""
+
+
+class FeedError(GraphError, ValueError):
+    """A feed is missing, names no input of the graph, or has the wrong shape."""
+
+
+class FeedTypeError(GraphError, TypeError):
+    """A feed is not numeric (text, objects, ragged lists, complex numbers)."""
+
+
+class GateForwardError(GraphError, ValueError):
+    """A gate's forward failed, typically on shapes that do not fit (names the gate and the shapes)."""
+
+
+class GradientError(GraphError, ValueError):
+    """A gate's backward returned the wrong number of gradients or a gradient of the wrong shape."""
+
+
+class BackwardError(GraphError, ValueError):
+    """backward was called without a successful forward, or with an unusable upstream gradient."""
+
+
+class NonFiniteError(GraphError, ValueError):
+    """check_finite=True found a NaN or inf produced by a gate."""
+
+
+class ParameterFileError(GraphError, ValueError):
+    """A parameter file cannot be loaded into this graph: unreadable, or names/shapes differ."""

@@ -1,0 +1,116 @@
+"""Nodes: the handles a ComputationalGraph gives back, with arithmetic operators.
+
+``x + y``, ``x - y``, ``x * y``, ``x / y``, ``x ** p``, ``-x`` and ``x @ W``
+add the matching gate to the node's graph and return the new node, so
+``f = (x + y) * z`` builds the lecture's first circuit.  Plain numbers and
+arrays on either side become constants.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gates
+
+if TYPE_CHECKING:
+    from graph.computational_graph import ComputationalGraph
+
+INPUT, PARAM, CONSTANT, GATE = "input", "param", "constant", "gate"
+
+
+class Node:
+    """One value in a graph: an input, a parameter, a constant or a gate's output.
+
+    Attributes
+    ----------
+    name : str
+        Unique within its graph.
+    kind : str
+        "input", "param", "constant" or "gate".
+    gate : Gate or None
+        The gate computing this node (kind "gate" only).
+    inputs : tuple of Node
+        The gate's inputs, in order (empty for the other kinds).
+    requires_grad : bool
+        Whether the output's gradient with respect to this node is computed:
+        True for parameters, inputs added with requires_grad=True, and gates
+        with at least one such input.
+    """
+
+    __slots__ = ("graph", "name", "kind", "gate", "inputs", "requires_grad", "index")
+    __array_ufunc__ = None  # make `array * node` call node.__rmul__ instead of numpy
+
+    def __init__(self, graph, name, kind, index, requires_grad, gate=None, inputs=()):
+        self.graph = graph
+        self.name = name
+        self.kind = kind
+        self.index = index  # the slot of this node's value in the graph's value list
+        self.requires_grad = requires_grad
+        self.gate = gate
+        self.inputs = inputs
+
+    @property
+    def value(self) -> Any:
+        """This node's value after the last forward (see ComputationalGraph.value)."""
+        return self.graph.value(self)
+
+    @property
+    def grad(self) -> Any:
+        """d(output)/d(this node) after the last backward (see ComputationalGraph.grad)."""
+        return self.graph.grad(self)
+
+    def __repr__(self) -> str:
+        described = type(self.gate).__name__ if self.gate is not None else self.kind
+        return f"<Node {self.name!r}: {described}>"
+
+    def _apply(self, gate: gates.Gate, *inputs: Any) -> Node:
+        return self.graph.add_gate(gate, *inputs)
+
+    def __add__(self, other):
+        return self._apply(gates.AddGate(), self, other)
+
+    def __radd__(self, other):
+        return self._apply(gates.AddGate(), other, self)
+
+    def __sub__(self, other):
+        return self._apply(gates.SubtractGate(), self, other)
+
+    def __rsub__(self, other):
+        return self._apply(gates.SubtractGate(), other, self)
+
+    def __mul__(self, other):
+        return self._apply(gates.MultiplyGate(), self, other)
+
+    def __rmul__(self, other):
+        return self._apply(gates.MultiplyGate(), other, self)
+
+    def __truediv__(self, other):
+        return self._apply(gates.DivideGate(), self, other)
+
+    def __rtruediv__(self, other):
+        return self._apply(gates.DivideGate(), other, self)
+
+    def __matmul__(self, other):
+        return self._apply(gates.MatMulGate(), self, other)
+
+    def __rmatmul__(self, other):
+        return self._apply(gates.MatMulGate(), other, self)
+
+    def __neg__(self):
+        return self._apply(gates.NegateGate(), self)
+
+    def __pow__(self, exponent):
+        if isinstance(exponent, Node) or not _is_number(exponent):
+            raise TypeError(
+                f"{self.name!r} ** {exponent!r}: the exponent of PowerGate must be a plain number; "
+                "for a variable exponent write exp(p * log(x)) with ExpGate and LogGate"
+            )
+        return self._apply(gates.PowerGate(exponent), self)
+
+
+def _is_number(value: Any) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
