@@ -30,8 +30,8 @@ def numerical_gradient(function: Callable[[], Any], x: Any, upstream: Any = 1.0,
     -------
     array of x's shape: (f(x + eps) - f(x - eps)) / (2 eps) per element.
     """
-    if not (isinstance(x, np.ndarray) and x.dtype == np.float64 and x.flags.writeable):
-        raise TypeError("numerical_gradient perturbs x in place: x must be a writable float64 array")
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float64 and x.flags.writeable and x.flags.c_contiguous):
+        raise TypeError("numerical_gradient perturbs x in place: x must be a writable, contiguous float64 array")
     gradient = np.zeros(x.shape)
     flat_x, flat_gradient = x.reshape(-1), gradient.reshape(-1)
     for i in range(flat_x.size):
