@@ -33,7 +33,7 @@ from graph.errors import (
     NotAGateError,
 )
 from graph.node import CONSTANT, GATE, INPUT, PARAM, Node
-from graph.values import describe, public, shape_of, sum_to_shape, to_array, to_value
+from graph.values import public, shape_of, sum_to_shape, to_array, to_value
 
 NodeLike = Node | str
 
@@ -61,14 +61,13 @@ class ComputationalGraph:
     """
 
     def __init__(self, check_finite: bool = False):
-        self.digraph = nx.DiGraph()
+        self._digraph = nx.DiGraph()  # filled lazily, see the digraph property
         #: Parameter values by name: float64 arrays owned by the graph.
         #: Update them in place (``g.params["w"] -= lr * grad``) between passes.
         self.params: dict[str, np.ndarray] = {}
         self.check_finite = check_finite
         self._nodes: list[Node] = []  # by slot, in the order they were added
         self._by_name: dict[str, Node] = {}
-        self._used_gates: set[int] = set()
         self._output: Node | None = None
         self._plan: _Plan | None = None  # compiled on the first pass after a change
         self._values: list | None = None  # of the last successful forward
@@ -116,10 +115,16 @@ class ComputationalGraph:
                 f"add_gate expects a gate (a gates.Gate subclass with forward and backward), "
                 f"got {type(gate).__name__}"
             )
+        if isinstance(gate, type):
+            raise NotAGateError(
+                f"add_gate expects a gate instance, got the class {gate.__name__}: write {gate.__name__}()"
+            )
         gate_name = type(gate).__name__
-        if id(gate) in self._used_gates or getattr(gate, "graph_node", None) is not None:
+        used_as = getattr(gate, "graph_node", None)
+        if used_as is not None:
+            where = "" if getattr(used_as, "graph", self) is self else " in another graph"
             raise GraphBuildError(
-                f"this {gate_name} instance is already used (as {gate.graph_node.name!r}); "
+                f"this {gate_name} instance is already used (as {getattr(used_as, 'name', used_as)!r}{where}); "
                 f"a gate is used in one place only: create a new {gate_name}() for each use"
             )
         fewest, most = input_count(gate)
@@ -133,13 +138,13 @@ class ComputationalGraph:
         resolved = [self._resolve_input(item, gate_name) for item in inputs]
         # Every check has passed: only now change the graph.
         input_nodes = tuple(
-            item if isinstance(item, Node) else self.add_constant(item) for item in resolved
+            item if isinstance(item, Node) else self.add_constant(item, self._fresh_name("constant", reserved=name))
+            for item in resolved
         )
         requires_grad = any(node.requires_grad for node in input_nodes)
         node = self._add_node(name or self._fresh_name(gate_name), GATE, requires_grad, gate, input_nodes)
         gate.needs_input_grad = tuple(node.requires_grad for node in input_nodes)
         gate.graph_node = node
-        self._used_gates.add(id(gate))
         return node
 
     @property
@@ -168,6 +173,21 @@ class ComputationalGraph:
         raise TypeError(f"expected a Node or a node name, got {type(node_or_name).__name__}")
 
     @property
+    def digraph(self) -> nx.DiGraph:
+        """The graph as a networkx DiGraph: one node per name (attribute "node": the Node), edges input -> gate.
+
+        Brought up to date in bulk when asked for, rather than one networkx
+        call per added node, which costs more than the rest of adding a gate.
+        """
+        digraph, nodes = self._digraph, self._nodes
+        known = digraph.number_of_nodes()
+        if known < len(nodes):
+            new = nodes[known:]
+            digraph.add_nodes_from((node.name, {"node": node}) for node in new)
+            digraph.add_edges_from((source.name, node.name) for node in new for source in node.inputs)
+        return digraph
+
+    @property
     def nodes(self) -> list[Node]:
         """All nodes, in the order they were added."""
         return list(self._nodes)
@@ -191,8 +211,14 @@ class ComputationalGraph:
         float64 scalar or array: the value of ``g.output``.
         """
         plan = self._compiled()
-        values = self._read_leaves(plan, feeds if feeds is not None else {})
+        # Whatever happens next, the last pass's values are gone: a backward
+        # after a failed forward must not quietly use them.
         self._values = self._grads = None
+        try:
+            values = self._read_leaves(plan, feeds if feeds is not None else {})
+        except (ValueError, TypeError) as error:
+            self._failure = f"the last forward was given bad feeds: {error}"
+            raise
         self._failure = "a forward pass failed"
         self._run_gates(plan, values)
         self._values = values
@@ -301,9 +327,6 @@ class ComputationalGraph:
         node = Node(self, name, kind, len(self._nodes), requires_grad, gate, inputs)
         self._nodes.append(node)
         self._by_name[name] = node
-        self.digraph.add_node(name, node=node)
-        for source in inputs:
-            self.digraph.add_edge(source.name, name)
         if kind == GATE:
             self._output = node
         self._plan = None  # the graph changed: recompute the order on the next pass
@@ -317,9 +340,10 @@ class ComputationalGraph:
             raise GraphBuildError(f"this graph already has a node named {name!r} ({self._by_name[name].kind})")
         return name
 
-    def _fresh_name(self, prefix: str) -> str:
+    def _fresh_name(self, prefix: str, reserved: str | None = None) -> str:
+        # reserved: a name checked but not yet added (add_gate's own name).
         number = len(self._nodes)
-        while f"{prefix}_{number}" in self._by_name:
+        while f"{prefix}_{number}" in self._by_name or f"{prefix}_{number}" == reserved:
             number += 1
         return f"{prefix}_{number}"
 
@@ -405,7 +429,15 @@ class ComputationalGraph:
         out_slot = None
         try:
             for forward, slots, out_slot in plan.forward_steps:
-                out = values[out_slot] = forward(*[values[slot] for slot in slots])
+                # One and two inputs, the common cases, without building a list.
+                if len(slots) == 2:
+                    first, second = slots
+                    out = forward(values[first], values[second])
+                elif len(slots) == 1:
+                    out = forward(values[slots[0]])
+                else:
+                    out = forward(*[values[slot] for slot in slots])
+                values[out_slot] = out
                 if check_finite and not np.all(np.isfinite(out)):
                     break
             else:
@@ -442,6 +474,8 @@ class ComputationalGraph:
                 f"upstream gradient has shape {shape_of(upstream)} but the output {name!r} "
                 f"has shape {output_shape}"
             )
+        if self.check_finite and not np.all(np.isfinite(upstream)):
+            raise NonFiniteError(f"the upstream gradient passed to backward contains {_non_finite_kind(upstream)}")
         return upstream
 
     def _run_backward(self, plan: _Plan, values: list, grads: list) -> None:
@@ -478,11 +512,18 @@ class ComputationalGraph:
         node = self._nodes[out_slot]
         raise NonFiniteError(
             f"{_gate_title(node)} produced {_non_finite_kind(grad)} in backward, in the gradient for "
-            f"{self._nodes[slot].name!r}, from upstream {describe(upstream)} and inputs {_input_list(node, values)}"
+            f"{self._nodes[slot].name!r}, from upstream {_show(upstream)} and inputs {_input_list(node, values, grad)}"
         )
 
     def _raise_gradient_count(self, out_slot: int, input_grads: Any) -> None:
         node = self._nodes[out_slot]
+        if not isinstance(input_grads, (tuple, list)):
+            returned = f"an array of shape {input_grads.shape}" if np.ndim(input_grads) else repr(input_grads)
+            example = "(dx,)" if len(node.inputs) == 1 else f"({', '.join(f'd{source.name}' for source in node.inputs)})"
+            raise GradientError(
+                f"{_gate_title(node)}.backward returned {returned}, not one gradient per input: "
+                f"return a tuple such as {example}, None for an input that needs none"
+            )
         raise GradientError(
             f"{_gate_title(node)}.backward returned {len(input_grads)} gradient(s) "
             f"but the gate has {len(node.inputs)} input(s); return one per input, None for none"
@@ -548,12 +589,65 @@ def _gate_title(node: Node) -> str:
     return f"gate {node.name!r} ({type(node.gate).__name__})"
 
 
-def _input_list(node: Node, values: list) -> str:
-    return ", ".join(f"{source.name!r} = {describe(values[source.index])}" for source in node.inputs)
+def _input_list(node: Node, values: list, result: Any = None) -> str:
+    """The values that went into a gate, for messages.
+
+    Small values are shown in full; for a larger input, its shape and its
+    element at the first NaN or inf of ``result`` (the gate's output by
+    default), when the input broadcasts to ``result``.
+    """
+    if result is None:
+        result = values[node.index]
+    index = _first_non_finite(result)
+    parts = []
+    for source in node.inputs:
+        value = values[source.index]
+        text = f"{source.name!r} = {_show(value)}"
+        if index is not None and np.size(value) > _SHOWN_IN_FULL:
+            shape = np.shape(result)
+            try:
+                fits = np.broadcast_shapes(np.shape(value), shape) == shape
+            except ValueError:
+                fits = False
+            if fits:
+                text += f" ({float(np.broadcast_to(value, shape)[index]):.6g} at index {index})"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+_SHOWN_IN_FULL = 10  # arrays with at most this many elements are written out in messages
+
+
+def _show(value: Any) -> str:
+    """A value for messages: '3' for a scalar, '[1, -1]' for a small array, else 'shape (N, D)'."""
+    array = np.asarray(value, dtype=np.float64)
+    if array.size > _SHOWN_IN_FULL:
+        return f"shape {array.shape}"
+    return _nested(array)
+
+
+def _nested(array: np.ndarray) -> str:
+    if array.ndim == 0:
+        return f"{float(array):.6g}"
+    return "[" + ", ".join(_nested(row) for row in array) + "]"
+
+
+def _first_non_finite(value: Any) -> tuple[int, ...] | None:
+    """The index of the first NaN or inf in an array; None for a scalar or if there is none."""
+    if np.ndim(value) == 0:
+        return None
+    bad = ~np.isfinite(value)
+    if not bad.any():
+        return None
+    return tuple(int(i) for i in np.unravel_index(np.argmax(bad), bad.shape))
 
 
 def _non_finite_kind(value: Any) -> str:
-    return "NaN" if np.any(np.isnan(value)) else "inf"
+    """'NaN', 'inf' or '-inf', and for an array where the first one is: 'NaN at index (1, 0)'."""
+    index = _first_non_finite(value)
+    element = float(value if index is None else value[index])
+    kind = "NaN" if np.isnan(element) else "inf" if element > 0 else "-inf"
+    return kind if index is None else f"{kind} at index {index}"
 
 
 def _zeros_like(value: Any) -> Any:

@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from gates import SigmoidGate, SumGate  # noqa: E402
+from gates import MatMulGate, SigmoidGate, SumGate  # noqa: E402
 from graph import ComputationalGraph  # noqa: E402
 
 
@@ -39,8 +39,9 @@ def build_two_layer_net(w1: np.ndarray, w2: np.ndarray) -> ComputationalGraph:
     g = ComputationalGraph()
     x = g.add_input("x", requires_grad=False)
     y = g.add_input("y", requires_grad=False)
-    h = g.add_gate(SigmoidGate(), x @ g.add_param("w1", w1), name="h")
-    y_pred = h @ g.add_param("w2", w2)
+    w1, w2 = g.add_param("w1", w1), g.add_param("w2", w2)
+    h = g.add_gate(SigmoidGate(), x @ w1, name="h")
+    y_pred = g.add_gate(MatMulGate(), h, w2, name="y_pred")
     g.add_gate(SumGate(), (y_pred - y) ** 2, name="loss")
     return g
 
