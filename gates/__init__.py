@@ -1,8 +1,8 @@
 """gategraph's gates: one class per operation, each with forward and backward.
 
 Families: :mod:`gates.arithmetic`, :mod:`gates.activations`,
-:mod:`gates.reductions`, :mod:`gates.linalg`.  Write your own by subclassing
-:class:`Gate`.
+:mod:`gates.reductions`, :mod:`gates.linalg`, :mod:`gates.losses`.  Write your
+own by subclassing :class:`Gate`.
 """
 
 from gates.activations import ELUGate, LeakyReLUGate, ReLUGate, SigmoidGate, TanhGate
@@ -21,6 +21,7 @@ from gates.arithmetic import (
 )
 from gates.base import Gate, input_count
 from gates.linalg import MatMulGate
+from gates.losses import LogSoftmaxGate, SoftmaxCrossEntropyGate
 from gates.reductions import MeanGate, SumGate
 
 __all__ = [
@@ -43,6 +44,8 @@ __all__ = [
     "LeakyReLUGate",
     "ELUGate",
     "MatMulGate",
+    "LogSoftmaxGate",
+    "SoftmaxCrossEntropyGate",
     "SumGate",
     "MeanGate",
 ]

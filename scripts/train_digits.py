@@ -6,7 +6,9 @@ scikit-learn, no download) are split, stratified by class and fixed by
 pixel features are standardized with the mean and deviation of the training
 set.  The network is dense -> ReLU -> ... -> dense -> softmax cross-entropy,
 trained with Adam on shuffled minibatches.  One graph serves every batch,
-the last smaller one included.
+the last smaller one included.  The defaults (one hidden layer of 256, Adam
+with lr 3e-3 and weight decay 1e-3, batches of 64, 40 epochs) reach a test
+accuracy of 0.97 to 0.98 in about a second of training.
 
 A progress bar (stderr) shows the training loss and validation accuracy per
 epoch.  The test set is used once, at the end; the last line printed is
@@ -128,7 +130,9 @@ def train_and_test(args: argparse.Namespace) -> float:
         history["loss"].append(total / len(order))
         history["train accuracy"].append(evaluate(g, scores, X_train, y_train)[1])
         history["validation accuracy"].append(evaluate(g, scores, X_val, y_val)[1])
-        progress.set_postfix(loss=f"{history['loss'][-1]:.4f}", val_acc=f"{history['validation accuracy'][-1]:.4f}")
+        progress.set_postfix(
+            loss=f"{history['loss'][-1]:.4f}", val_acc=f"{history['validation accuracy'][-1]:.4f}"
+        )
     progress.close()
 
     print(

@@ -1,0 +1,96 @@
+"""Loss gates: log-softmax and softmax cross-entropy, stable for any scores.
+
+Both shift each row of scores by its maximum before exponentiating, which
+changes nothing mathematically (softmax(s) = softmax(s - c) for any constant
+c) but keeps ``exp`` in (0, 1], so scores of 1e4 neither overflow nor give NaN.
+
+Softmax cross-entropy is one fused gate rather than a composition of exp,
+sum, log and divide gates: it is faster, it is stable, and its backward is
+the short formula everyone remembers, ``(softmax - onehot) / N``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gates.base import Gate
+
+
+def _log_softmax_rows(scores: np.ndarray) -> np.ndarray:
+    """log(softmax(scores)) along the last axis, computed as s - max - log(sum(exp(s - max)))."""
+    shifted = scores - np.max(scores, axis=-1, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+
+
+class LogSoftmaxGate(Gate):
+    """z = x - log(sum_j exp(x_j)) for each row;  dz/dx = upstream - softmax(x) * sum(upstream, row).
+
+    x: (N, C) or (C,); z: the same shape.  Computed on rows shifted by their
+    maximum, so large scores do not overflow.  Caches its output: the
+    softmax that backward needs is exp(z).
+    """
+
+    symbol = "log softmax"
+
+    def forward(self, x):
+        if np.ndim(x) not in (1, 2):
+            raise ValueError(f"LogSoftmaxGate takes scores of shape (C,) or (N, C), got shape {np.shape(x)}")
+        self.out = _log_softmax_rows(x)
+        return self.out
+
+    def backward(self, upstream):
+        softmax = np.exp(self.out)
+        return (upstream - softmax * np.sum(upstream, axis=-1, keepdims=True),)
+
+
+class SoftmaxCrossEntropyGate(Gate):
+    """L = mean over i of -log softmax(s_i)[y_i];  dL/ds = (softmax(s) - onehot(y)) / N,  labels: none.
+
+    scores s: (N, C), labels y: (N,) of class indices in 0..C-1, output: a
+    scalar.  A single example is also accepted: scores (C,) with a scalar
+    label.  Labels arrive as float64 (the graph converts feeds); they must
+    be whole numbers and are cast to integers here.  They get no gradient
+    (backward returns None for them).
+
+    Caches the softmax probabilities and the integer labels.
+    """
+
+    symbol = "softmax CE"
+
+    def forward(self, scores, labels):
+        single = np.ndim(scores) == 1
+        scores2 = np.reshape(scores, (1, -1)) if single else scores
+        if np.ndim(scores2) != 2 or 0 in np.shape(scores2):
+            raise ValueError(
+                f"SoftmaxCrossEntropyGate takes scores of shape (N, C) or (C,), N and C > 0, "
+                f"got shape {np.shape(scores)}"
+            )
+        N, C = scores2.shape
+        if np.shape(labels) != ((N,) if not single else ()):
+            raise ValueError(
+                f"SoftmaxCrossEntropyGate: scores of shape {np.shape(scores)} need labels of shape "
+                f"{() if single else (N,)}, got shape {np.shape(labels)}"
+            )
+        self.shape = np.shape(scores)
+        self.classes = _class_indices(np.reshape(labels, N), C)
+        log_probs = _log_softmax_rows(scores2)
+        self.probs = np.exp(log_probs)
+        return float(-np.mean(log_probs[np.arange(N), self.classes]))
+
+    def backward(self, upstream):
+        N = self.probs.shape[0]
+        dscores = self.probs.copy()
+        dscores[np.arange(N), self.classes] -= 1.0
+        dscores *= upstream / N
+        return dscores.reshape(self.shape), None
+
+
+def _class_indices(labels: np.ndarray, C: int) -> np.ndarray:
+    """Float labels (N,) as int64 class indices, or ValueError naming the first bad one."""
+    whole = np.isfinite(labels) & (labels == np.round(labels)) & (labels >= 0) & (labels < C)
+    if not np.all(whole):
+        raise ValueError(
+            f"SoftmaxCrossEntropyGate: labels must be class indices 0..{C - 1}, "
+            f"got {labels[~whole][0]:g}"
+        )
+    return labels.astype(np.int64)

@@ -1,0 +1,84 @@
+"""scripts/train_digits.py: a short run as a user runs it, and its data split."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn", reason="the digits script needs scikit-learn (extra 'train')")
+pytest.importorskip("tqdm", reason="the digits script needs tqdm (extra 'train')")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import train_digits  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("digits")
+    plot, params = folder / "curves.png", folder / "params.npz"
+    result = subprocess.run(
+        [
+            sys.executable, os.path.join(ROOT, "scripts", "train_digits.py"),
+            "--epochs", "4", "--hidden", "32", "--seed", "3", "--plot", str(plot), "--save", str(params),
+        ],
+        capture_output=True, text=True, cwd=folder, timeout=120,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert result.returncode == 0, result.stderr
+    return result, plot, params
+
+
+def test_short_run_is_far_above_chance(short_run):
+    result, _, _ = short_run
+    last_line = result.stdout.strip().splitlines()[-1]
+    match = re.fullmatch(r"test accuracy (0\.\d{4}|1\.0000)", last_line)
+    assert match, last_line
+    assert float(match.group(1)) > 0.85  # chance is 0.1
+
+
+def test_progress_bar_goes_to_stderr(short_run):
+    result, _, _ = short_run
+    assert "4/4" in result.stderr and "val_acc=" in result.stderr and "loss=" in result.stderr
+    assert "val_acc" not in result.stdout
+
+
+def test_plot_is_a_png(short_run):
+    _, plot, _ = short_run
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_saved_parameters(short_run):
+    _, _, params = short_run
+    with np.load(params) as saved:
+        shapes = {name: saved[name].shape for name in saved.files}
+    assert shapes == {"fc1.W": (64, 32), "fc1.b": (32,), "fc2.W": (32, 10), "fc2.b": (10,)}
+
+
+def test_splits_are_stratified_disjoint_and_standardized_on_train():
+    splits = train_digits.load_splits(seed=0)
+    sizes = {name: len(y) for name, (X, y) in splits.items()}
+    assert sizes == {"train": 1077, "val": 360, "test": 360}
+    for X, y in splits.values():
+        assert X.shape == (len(y), 64)
+        counts = np.bincount(y.astype(int), minlength=10) / len(y)
+        assert counts.min() > 0.08 and counts.max() < 0.12  # every digit, in about equal shares
+    X_train = splits["train"][0]
+    np.testing.assert_allclose(X_train.mean(axis=0), 0.0, atol=1e-12)
+    rows = {tuple(row) for X, _ in splits.values() for row in np.round(X, 9)}
+    assert len(rows) >= 1797 - 5  # the digits set has a few duplicate images, no more
+
+
+def test_split_is_fixed_by_the_seed():
+    a, b, c = (train_digits.load_splits(seed)["test"][1] for seed in (1, 1, 2))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_rejects_nonpositive_sizes():
+    with pytest.raises(SystemExit):
+        train_digits.parse_args(["--hidden", "0"])
