@@ -37,8 +37,8 @@ class SubtractGate(Gate):
         return x - y
 
     def backward(self, upstream):
-        dy = -upstream if self.input_needs_grad(1) else None
-        return upstream, dy
+        _, needs_y = self.needs_input_grad or (True, True)
+        return upstream, (-upstream if needs_y else None)
 
 
 class MultiplyGate(Gate):
@@ -51,8 +51,9 @@ class MultiplyGate(Gate):
         return x * y
 
     def backward(self, upstream):
-        dx = upstream * self.y if self.input_needs_grad(0) else None
-        dy = upstream * self.x if self.input_needs_grad(1) else None
+        needs_x, needs_y = self.needs_input_grad or (True, True)
+        dx = upstream * self.y if needs_x else None
+        dy = upstream * self.x if needs_y else None
         return dx, dy
 
 
@@ -67,8 +68,9 @@ class DivideGate(Gate):
         return self.out
 
     def backward(self, upstream):
-        dx = math_functions.divide(upstream, self.y) if self.input_needs_grad(0) else None
-        dy = math_functions.divide(-upstream * self.out, self.y) if self.input_needs_grad(1) else None
+        needs_x, needs_y = self.needs_input_grad or (True, True)
+        dx = math_functions.divide(upstream, self.y) if needs_x else None
+        dy = math_functions.divide(-upstream * self.out, self.y) if needs_y else None
         return dx, dy
 
 
@@ -90,9 +92,10 @@ class MaxGate(Gate):
 
     def backward(self, upstream):
         x, y = self.x, self.y
+        needs_x, needs_y = self.needs_input_grad or (True, True)
         ties = x == y
-        dx = _route(upstream, x > y, ties) if self.input_needs_grad(0) else None
-        dy = _route(upstream, y > x, ties) if self.input_needs_grad(1) else None
+        dx = _route(upstream, x > y, ties) if needs_x else None
+        dy = _route(upstream, y > x, ties) if needs_y else None
         return dx, dy
 
 
@@ -107,9 +110,10 @@ class MinGate(Gate):
 
     def backward(self, upstream):
         x, y = self.x, self.y
+        needs_x, needs_y = self.needs_input_grad or (True, True)
         ties = x == y
-        dx = _route(upstream, x < y, ties) if self.input_needs_grad(0) else None
-        dy = _route(upstream, y < x, ties) if self.input_needs_grad(1) else None
+        dx = _route(upstream, x < y, ties) if needs_x else None
+        dy = _route(upstream, y < x, ties) if needs_y else None
         return dx, dy
 
 

@@ -39,7 +39,8 @@ class Gate:
         whether that input needs a gradient, as in PyTorch's custom
         functions.  A gate may skip the work for an input whose flag is
         False (``MatMulGate`` does).  ``None`` (a gate used on its own)
-        means every input needs one.
+        means every input needs one, hence the idiom
+        ``needs_x, needs_y = self.needs_input_grad or (True, True)``.
     symbol : str
         Short label used in pictures and traces, e.g. ``"+"`` or ``"exp"``.
     """

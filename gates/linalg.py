@@ -33,6 +33,7 @@ class MatMulGate(Gate):
         x2 = x.reshape(1, -1) if x.ndim == 1 else x
         W2 = W.reshape(-1, 1) if W.ndim == 1 else W
         upstream2 = np.reshape(upstream, (x2.shape[0], W2.shape[1]))
-        dx = (upstream2 @ W2.T).reshape(x.shape) if self.input_needs_grad(0) else None
-        dW = (x2.T @ upstream2).reshape(W.shape) if self.input_needs_grad(1) else None
+        needs_x, needs_W = self.needs_input_grad or (True, True)
+        dx = (upstream2 @ W2.T).reshape(x.shape) if needs_x else None
+        dW = (x2.T @ upstream2).reshape(W.shape) if needs_W else None
         return dx, dW

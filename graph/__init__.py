@@ -4,6 +4,7 @@
 """
 
 from graph.computational_graph import ComputationalGraph
+from graph.checking import GradientCheckResult, check_gate, gradcheck, jacobian
 from graph.errors import (
     BackwardError,
     FeedError,
@@ -24,6 +25,10 @@ __all__ = [
     "ComputationalGraph",
     "Node",
     "sum_to_shape",
+    "gradcheck",
+    "check_gate",
+    "jacobian",
+    "GradientCheckResult",
     "GraphError",
     "GraphBuildError",
     "GateInputCountError",

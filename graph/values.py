@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from graph.errors import FeedTypeError
+from graph.errors import FeedError, FeedTypeError
 
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 
@@ -33,7 +33,10 @@ def to_value(raw: Any, what: str) -> float | np.ndarray:
     if kind is np.ndarray and raw.dtype == np.float64 and raw.ndim > 0:
         return raw  # read in place, never copied
     if kind is int or kind is bool:
-        return float(raw)
+        try:
+            return float(raw)
+        except OverflowError:
+            raise FeedError(f"{what} = {_short(raw)} is too large for a float64 (at most about 1.8e308)") from None
     try:
         array = np.asarray(raw)
     except (ValueError, TypeError) as error:  # ragged nested lists

@@ -1,0 +1,264 @@
+"""The last pass of a graph told as text: ``g.explain()``.
+
+Forward: every value in topological order.  Backward: gate by gate in
+reverse order, each step written as the lecture's chain rule,
+
+    upstream × local gradient = gradient sent to each input,
+
+and, where a value feeds several gates, the sum of what it receives
+(``x: 6 + 5 = 11``).  The gates still hold their forward cache, so each
+gradient a gate sent is recomputed by calling its ``backward`` again.
+
+The helpers :func:`format_value`, :func:`expression` and
+:func:`gradient_contributions` are shared with :mod:`graph.drawing`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import networkx as nx
+import numpy as np
+
+from graph.errors import BackwardError
+from graph.values import sum_to_shape
+
+#: Gate symbols written between their two inputs (x + y) rather than as f(x, y).
+INFIX = {"+", "-", "*", "/", "@"}
+#: Arrays up to this many elements are written out in full.
+SMALL_ARRAY = 6
+
+
+def explain_pass(g: Any) -> str:
+    """The last forward (and backward, if any) pass of ``g`` as text.
+
+    Parameters
+    ----------
+    g : ComputationalGraph
+        After ``g.forward(feeds)``, and usually ``g.backward()``.
+
+    Returns
+    -------
+    str
+        Several lines: "Forward" then "Backward" then the gradients at the
+        inputs and parameters.
+
+    Raises
+    ------
+    BackwardError
+        If no forward pass has succeeded yet.
+
+    Examples
+    --------
+    >>> from graph import ComputationalGraph
+    >>> g = ComputationalGraph()
+    >>> x, y, z = g.add_input("x"), g.add_input("y"), g.add_input("z")
+    >>> f = (x + y) * z
+    >>> _ = g.forward({"x": -2, "y": 5, "z": -4}); _ = g.backward()
+    >>> print(g.explain())  # doctest: +ELLIPSIS
+    Forward pass, in topological order:
+      x = -2
+    ...
+    """
+    if not g.has_forward:
+        raise BackwardError("explain() tells the last pass: run g.forward(feeds) first, then g.backward()")
+    order = g.nodes_topologically_sorted()
+    output = g.output
+    lines = ["Forward pass, in topological order:"]
+    for node in order:
+        if node.kind == "constant":
+            continue  # written as a number inside the expressions that use it
+        lines.append(f"  {_forward_line(g, node)}{'   (output)' if node is output else ''}")
+    if not g.has_backward:
+        lines.append("No backward pass yet: call g.backward() to see the gradients.")
+        return "\n".join(lines)
+
+    contributions = gradient_contributions(g)
+    out = output.name
+    lines.append("")
+    lines.append(
+        f"Backward pass, gate by gate in reverse order, starting from d{out}/d{out} = "
+        f"{format_value(g.grad(output))}."
+    )
+    lines.append("Each step: upstream × local gradient = gradient sent to the input.")
+    if any(np.ndim(g.value(node)) for node in order if node.kind == "gate"):
+        lines.append(
+            "For an array, 'upstream · dz/dx' is the product with the local Jacobian, "
+            "which backward computes without building it."
+        )
+    for node in reversed(order):
+        if node.kind != "gate" or node.name not in contributions.senders:
+            continue
+        upstream = g.grad(node)
+        received = _sum_text(contributions.received.get(node.name, []), upstream)
+        lines.append(f"  {node.name} = {expression(g, node)}    upstream d{out}/d{node.name} = {received}")
+        scalar_output = np.ndim(g.value(node)) == 0
+        local = _local_gradients(g, node) if scalar_output else None
+        for position, source in enumerate(node.inputs):
+            sent = contributions.sent.get((node.name, position))
+            if sent is None:
+                continue
+            if local is not None and local[position] is not None:
+                factor = format_value(local[position])
+                factor = f"({factor})" if factor.startswith("-") else factor
+                step = f"{format_value(upstream)} × {factor} = {format_value(sent)}"
+            else:
+                step = f"{format_value(upstream)} · d{node.name}/d{source.name} = {format_value(sent)}"
+            lines.append(f"    -> {source.name}: {step}")
+
+    leaves = [node for node in order if node.kind in ("input", "param") and node.requires_grad]
+    if leaves:
+        lines.append("")
+        lines.append(f"Gradients of {out}, summed where a value feeds several gates:")
+        for node in leaves:
+            total = _sum_text(contributions.received.get(node.name, []), g.grad(node))
+            lines.append(f"  d{out}/d{node.name} = {total}")
+    return "\n".join(lines)
+
+
+class Contributions:
+    """The gradients each gate sent to each of its inputs during the last backward.
+
+    Attributes
+    ----------
+    sent : dict of (gate node name, input position) to gradient
+        Already summed over broadcast axes, so each has its input's shape.
+    received : dict of node name to list of (gate node name, gradient)
+        What each node received, in the order backward sent it.
+    senders : set of str
+        The gates that sent anything (those the output depends on).
+    """
+
+    def __init__(self) -> None:
+        self.sent: dict[tuple[str, int], Any] = {}
+        self.received: dict[str, list[tuple[str, Any]]] = {}
+        self.senders: set[str] = set()
+
+
+def gradient_contributions(g: Any) -> Contributions:
+    """Recompute, gate by gate, the gradient each gate sent to each input in the last backward.
+
+    Calls ``node.gate.backward(g.grad(node))`` once more per gate the output
+    depends on; gates keep their forward cache, so this gives the same
+    numbers, and :func:`graph.values.sum_to_shape` undoes broadcasting as the
+    graph does.
+    """
+    result = Contributions()
+    output = g.output
+    relevant = nx.ancestors(g.digraph, output.name) | {output.name}
+    for node in reversed(g.nodes_topologically_sorted()):
+        if node.kind != "gate" or not node.requires_grad or node.name not in relevant:
+            continue
+        gradients = node.gate.backward(g.grad(node))
+        result.senders.add(node.name)
+        for position, (source, gradient) in enumerate(zip(node.inputs, gradients)):
+            if gradient is None or not source.requires_grad:
+                continue
+            gradient = _fit(gradient, g.value(source))
+            result.sent[(node.name, position)] = gradient
+            result.received.setdefault(source.name, []).append((node.name, gradient))
+    return result
+
+
+def expression(g: Any, node: Any) -> str:
+    """How a gate node is computed from its inputs, e.g. 'x + y', 'max(z, w)', '1/d', 'q**2'."""
+    names = [_operand(g, source) for source in node.inputs]
+    symbol = node.gate.label()
+    if len(names) == 2 and symbol in INFIX:
+        return f"{names[0]} {symbol} {names[1]}"
+    if len(names) == 1 and re.search(r"\bx\b", symbol):
+        return re.sub(r"\bx\b", names[0], symbol)  # '1/x' -> '1/d', '-x' -> '-s'
+    if len(names) == 1 and symbol.startswith("**"):
+        return f"{names[0]}{symbol}"
+    return f"{symbol}({', '.join(names)})"
+
+
+def format_number(number: float, digits: int = 4) -> str:
+    """A number in ``digits`` significant figures, without '-0'."""
+    number = float(number) + 0.0
+    return f"{number:.{digits}g}"
+
+
+def format_value(value: Any, digits: int = 4) -> str:
+    """A scalar as a number, a small array in full, a large one as shape and range."""
+    if value is None:
+        return "none"
+    if np.ndim(value) == 0:
+        return format_number(value, digits)
+    array = np.asarray(value, dtype=np.float64)
+    if array.size <= SMALL_ARRAY:
+        text = np.array2string(
+            array + 0.0, separator=", ", formatter={"float_kind": lambda v: format_number(v, digits)}
+        )
+        return re.sub(r"\s*\n\s*", " ", text)  # one line: [[0.1, 0.5], [-0.3, 0.8]]
+    if not np.all(np.isfinite(array)):
+        return f"shape {array.shape}, contains NaN or inf"
+    return (
+        f"shape {array.shape}, mean {format_number(array.mean(), 3)}, "
+        f"range [{format_number(array.min(), 3)}, {format_number(array.max(), 3)}]"
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _forward_line(g: Any, node: Any) -> str:
+    value = format_value(g.value(node))
+    if node.kind != "gate":
+        kind = " (parameter)" if node.kind == "param" else ""
+        return f"{node.name} = {value}{kind}"
+    text = f"{node.name} = {expression(g, node)}"
+    if all(np.ndim(g.value(source)) == 0 for source in node.inputs):
+        substituted = _with_numbers(g, node)
+        if substituted not in (expression(g, node), value):
+            text += f" = {substituted}"
+    return f"{text} = {value}"
+
+
+def _with_numbers(g: Any, node: Any) -> str:
+    """The expression with each input's value in place of its name: '-2 + 5', '3 * (-4)'."""
+    numbers = [format_number(g.value(source)) for source in node.inputs]
+    symbol = node.gate.label()
+    if len(numbers) == 2 and symbol in INFIX:
+        return f"{numbers[0]} {symbol} {_parenthesized(numbers[1])}"
+    if len(numbers) == 1 and re.search(r"\bx\b", symbol):
+        return re.sub(r"\bx\b", _parenthesized(numbers[0]), symbol)
+    if len(numbers) == 1 and symbol.startswith("**"):
+        return f"{_parenthesized(numbers[0])}{symbol}"
+    return f"{symbol}({', '.join(numbers)})"
+
+
+def _parenthesized(number: str) -> str:
+    return f"({number})" if number.startswith("-") else number
+
+
+def _operand(g: Any, source: Any) -> str:
+    """An input as written in an expression: its name, or its value for a scalar constant."""
+    if source.kind == "constant" and g.has_forward and np.ndim(g.value(source)) == 0:
+        return format_number(g.value(source))
+    return source.name
+
+
+def _local_gradients(g: Any, node: Any) -> list:
+    """d(node)/d(input) per input, for a gate with a scalar output: backward(1)."""
+    gradients = node.gate.backward(1.0)
+    return [
+        _fit(gradient, g.value(source)) if gradient is not None and source.requires_grad else None
+        for source, gradient in zip(node.inputs, gradients)
+    ]
+
+
+def _fit(gradient: Any, value: Any) -> Any:
+    """A gate's gradient summed over broadcast axes to its input's shape."""
+    if np.shape(gradient) == np.shape(value):
+        return gradient
+    fitted = sum_to_shape(gradient, np.shape(value))
+    return gradient if fitted is None else fitted
+
+
+def _sum_text(parts: list[tuple[str, Any]], total: Any) -> str:
+    """'6 + 5 = 11' for several contributions, '11' for one."""
+    if len(parts) <= 1:
+        return format_value(total)
+    return " + ".join(format_value(gradient) for _, gradient in parts) + f" = {format_value(total)}"

@@ -1,0 +1,178 @@
+"""Saving and loading a graph's parameters as a .npz file, safely.
+
+:func:`save_params` writes atomically: the arrays go to a temporary file in
+the same folder, which is flushed to disk and then renamed over ``path`` in
+one step, so a crash mid-write leaves either the old file or the new one,
+never half of one.
+
+:func:`load_params` is all or nothing: it reads the whole file (with pickle
+disabled, so a file cannot run code) and checks every name and shape against
+the graph before it changes a single parameter.  On success the values are
+copied into the existing ``g.params`` arrays, so anything holding those
+arrays (the graph's nodes, an optimizer) keeps seeing the current values.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import zipfile
+import zlib
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from graph.errors import ParameterFileError
+from graph.values import to_array
+
+if TYPE_CHECKING:
+    from graph.computational_graph import ComputationalGraph
+
+# What reading a damaged or foreign file can raise, from zipfile, zlib, struct and numpy's
+# .npy reader (a damaged header can claim any zip version, dtype or shape).
+_READ_ERRORS = (
+    OSError, ValueError, EOFError, KeyError, NotImplementedError, OverflowError, MemoryError,
+    struct.error, zipfile.BadZipFile, zlib.error,
+)
+
+
+def save_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
+    """Write every parameter of ``g`` to the .npz file ``path``, atomically.
+
+    The file is written to exactly ``path`` (no ".npz" is added) and holds one
+    float64 array per parameter, under the parameter's name; ``np.load``
+    reads it.  An existing file at ``path`` is replaced only once the new one
+    is complete on disk.
+
+    Raises
+    ------
+    OSError
+        If the folder does not exist or cannot be written; no temporary
+        file is left behind.
+    """
+    path = os.fspath(path)
+    arrays = {name: to_array(value, f"parameter {name!r}") for name, value in g.params.items()}
+    folder = os.path.dirname(os.path.abspath(path))
+    temporary, descriptor = _create_temporary(folder, os.path.basename(path))
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            with zipfile.ZipFile(file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+                for name, array in arrays.items():
+                    with archive.open(f"{name}.npy", "w", force_zip64=True) as entry:
+                        np.lib.format.write_array(entry, array, allow_pickle=False)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    _sync_folder(folder)
+
+
+def load_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
+    """Load parameters written by :func:`save_params` into ``g``, all or nothing.
+
+    Every parameter of the graph must be in the file with the same shape,
+    and the file must hold nothing else.  Values are copied into the existing
+    ``g.params`` arrays in place.
+
+    Raises
+    ------
+    ParameterFileError
+        If the file cannot be read (missing, truncated, not a .npz file,
+        pickled objects), or its names or shapes differ from the graph's.
+        The message lists every difference; no parameter has been changed.
+    """
+    path = os.fspath(path)
+    loaded = _read_arrays(path)
+    problems = []
+    missing = [name for name in g.params if name not in loaded]
+    extra = [name for name in loaded if name not in g.params]
+    if missing:
+        problems.append(f"missing {_names(missing)}")
+    if extra:
+        problems.append(f"has {_names(extra)}, which this graph does not have")
+    for name, array in loaded.items():
+        if name in g.params and array.shape != np.shape(g.params[name]):
+            problems.append(
+                f"{name!r} has shape {array.shape} in the file but {np.shape(g.params[name])} in the graph"
+            )
+    if problems:
+        raise ParameterFileError(
+            f"parameter file {path!r} does not fit this graph: {'; '.join(problems)}. "
+            "No parameter was changed."
+        )
+    # Every check has passed: only now change the parameters.
+    for name, array in loaded.items():
+        current = g.params[name]
+        if type(current) is np.ndarray and current.dtype == np.float64 and current.flags.writeable:
+            np.copyto(current, array)
+        else:  # not a float64 array the graph owns (the user replaced it): use the loaded one
+            g.params[name] = array
+
+
+def _read_arrays(path: str) -> dict[str, np.ndarray]:
+    """Every array of the .npz file, read completely and converted to float64."""
+    if not os.path.isfile(path):
+        raise ParameterFileError(f"cannot load parameters: there is no file {path!r}")
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ParameterFileError(
+                f"parameter file {path!r} holds a single array, not a .npz archive of named arrays; "
+                "write one with g.save_params(path)"
+            )
+        with archive:
+            loaded = {name: archive[name] for name in archive.files}
+    except ParameterFileError:
+        raise
+    except _READ_ERRORS as error:
+        raise ParameterFileError(
+            f"cannot read parameter file {path!r} (truncated, damaged or not written by save_params): "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    arrays = {}
+    for name, array in loaded.items():
+        if array.dtype.kind not in "biuf":
+            raise ParameterFileError(
+                f"parameter file {path!r}: {name!r} holds {array.dtype} values, not numbers"
+            )
+        arrays[name] = array.astype(np.float64)
+    return arrays
+
+
+def _create_temporary(folder: str, base: str) -> tuple[str, int]:
+    """A new, empty, hidden file next to the target, opened for writing.
+
+    Created with the usual permissions (0o666 less the umask), as any new
+    file, rather than the owner-only ones of the tempfile module.
+    """
+    while True:
+        temporary = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp")
+        try:
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        except OSError as error:  # name the file asked for, not the temporary one
+            raise OSError(error.errno, error.strerror, os.path.join(folder, base)) from None
+        return temporary, descriptor
+
+
+def _sync_folder(folder: str) -> None:
+    """Make the rename itself durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _names(names: list[str]) -> str:
+    return ("parameter " if len(names) == 1 else "parameters ") + ", ".join(map(repr, names))

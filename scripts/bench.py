@@ -1,0 +1,325 @@
+"""Benchmarks: gategraph against hand-written numpy and micrograd, as ratios in one run.
+
+Machines are noisy, so every figure compares contenders measured side by side
+in this process, interleaved over several rounds, and reports the median.
+
+1. two-layer training: the lecture's net, framework time / hand-written numpy
+   time (bound 1.05), with identical losses;
+2. scalar circuit: the sigmoid neuron, forward+backward time per pass /
+   micrograd's (bound 0.5); micrograd rebuilds its expression every pass;
+3. scale: a chain of 200,000 scalar gates, microseconds per gate for
+   forward+backward (bound 3) and per-gate cost / a 2,000-gate chain's (bound 2);
+4. memory: relu over a 100 x 4096 batch then a sum, peak bytes newly allocated
+   during forward+backward / the input's bytes (bound 3);
+5. building: seconds per gate to build the 200,000-gate chain / the
+   2,000-gate chain's (bound 3).
+
+    python scripts/bench.py           # the full run (about a minute)
+    python scripts/bench.py --quick   # a short smoke run; its timings mean little
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import gates  # noqa: E402
+from graph import ComputationalGraph, GraphError  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_two_layer import build_two_layer_net  # noqa: E402
+
+
+@dataclass
+class Row:
+    figure: str
+    value: float
+    bound: float
+    unit: str = "x"
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.value <= self.bound
+
+
+# --------------------------------------------------------------- 1. two-layer
+
+
+def two_layer_numpy(x, y, w1, w2, iterations, lr=1e-4):
+    """The lecture's hand-written loop (typo fixed); updates w1, w2 in place."""
+    losses = []
+    for _ in range(iterations):
+        h = 1 / (1 + np.exp(-x.dot(w1)))
+        y_pred = h.dot(w2)
+        losses.append(np.square(y_pred - y).sum())
+        grad_y_pred = 2.0 * (y_pred - y)
+        grad_w2 = h.T.dot(grad_y_pred)
+        grad_h = grad_y_pred.dot(w2.T)
+        grad_w1 = x.T.dot(grad_h * h * (1 - h))
+        w1 -= lr * grad_w1
+        w2 -= lr * grad_w2
+    return losses
+
+
+def two_layer_graph(g, feeds, iterations, lr=1e-4):
+    """The same training through the graph: forward, backward, SGD in place."""
+    losses = []
+    params = g.params
+    for _ in range(iterations):
+        losses.append(g.forward(feeds))
+        grads = g.backward()
+        params["w1"] -= lr * grads["w1"]
+        params["w2"] -= lr * grads["w2"]
+    return losses
+
+
+def bench_two_layer(rounds: int, iterations: int) -> list[Row]:
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((64, 1000)), rng.standard_normal((64, 10))
+    w1, w2 = rng.standard_normal((1000, 100)), rng.standard_normal((100, 10))
+    ratios, max_difference = [], 0.0
+    for round_number in range(rounds):
+        g = build_two_layer_net(w1, w2)
+        feeds = {"x": x, "y": y}
+        g.forward(feeds)  # compile the schedule outside the timing, like numpy's warm-up
+        hand_w1, hand_w2 = w1.copy(), w2.copy()
+        timings = {}
+        # Alternate who goes first, so drift in the machine's speed cancels out.
+        order = ("numpy", "graph") if round_number % 2 == 0 else ("graph", "numpy")
+        for contender in order:
+            start = time.perf_counter()
+            if contender == "numpy":
+                hand_losses = two_layer_numpy(x, y, hand_w1, hand_w2, iterations)
+            else:
+                graph_losses = two_layer_graph(g, feeds, iterations)
+            timings[contender] = time.perf_counter() - start
+        ratios.append(timings["graph"] / timings["numpy"])
+        max_difference = max(
+            max_difference, float(np.max(np.abs(np.array(graph_losses) / np.array(hand_losses) - 1)))
+        )
+    detail = f"median of {rounds} rounds x {iterations} iterations; losses agree to {max_difference:.1e} relative"
+    if max_difference > 1e-9:
+        detail += " (LOSSES DIFFER)"
+    rows = [Row("two-layer training: graph / hand-written numpy", statistics.median(ratios), 1.05, detail=detail)]
+    if max_difference > 1e-9:
+        rows[0].bound = 0.0  # different losses fail the row whatever the time
+    return rows
+
+
+# ---------------------------------------------------------- 2. scalar circuit
+
+
+def micrograd_value_class():
+    """micrograd 0.1.0's Value, with the exp its later versions define."""
+    from micrograd.engine import Value
+
+    if not hasattr(Value, "exp"):
+
+        def exp(self):
+            out = Value(math.exp(self.data), (self,), "exp")
+
+            def _backward():
+                self.grad += out.data * out.grad
+
+            out._backward = _backward
+            return out
+
+        Value.exp = exp
+    return Value
+
+
+NEURON_FEEDS = {"w0": 2.0, "x0": -1.0, "w1": -3.0, "x1": -2.0, "w2": -3.0}
+
+
+def neuron_micrograd(Value):
+    """One pass as micrograd must do it: rebuild the expression, then backward."""
+    w0, x0, w1, x1, w2 = (Value(NEURON_FEEDS[name]) for name in ("w0", "x0", "w1", "x1", "w2"))
+    f = 1 / (1 + (-(w0 * x0 + w1 * x1 + w2)).exp())
+    f.backward()
+    return f.data, w0.grad
+
+
+def neuron_graph():
+    """The lecture's neuron from Multiply/Add/Negate/Exp/Add/Reciprocal gates, built once."""
+    g = ComputationalGraph()
+    w0, x0, w1, x1, w2 = (g.add_input(name) for name in ("w0", "x0", "w1", "x1", "w2"))
+    weighted = g.add_gate(gates.AddGate(), g.add_gate(gates.MultiplyGate(), w0, x0), g.add_gate(gates.MultiplyGate(), w1, x1))
+    s = g.add_gate(gates.AddGate(), weighted, w2)
+    e = g.add_gate(gates.ExpGate(), g.add_gate(gates.NegateGate(), s))
+    g.add_gate(gates.ReciprocalGate(), g.add_gate(gates.AddGate(), e, 1.0))
+    return g
+
+
+def bench_scalar_circuit(rounds: int, passes: int) -> list[Row]:
+    try:
+        Value = micrograd_value_class()
+    except ImportError:
+        return [Row("scalar circuit: graph / micrograd per pass", math.inf, 0.5,
+                    detail="micrograd is not installed: pip install -e '.[bench]'")]
+    g = neuron_graph()
+
+    def graph_pass():
+        out = g.forward(NEURON_FEEDS)
+        return out, g.backward()["w0"]
+
+    assert abs(graph_pass()[1] - neuron_micrograd(Value)[1]) < 1e-12
+    ratios, per_pass = [], []
+    for round_number in range(rounds):
+        timings = {}
+        order = ("micrograd", "graph") if round_number % 2 == 0 else ("graph", "micrograd")
+        for contender in order:
+            start = time.perf_counter()
+            if contender == "graph":
+                for _ in range(passes):
+                    graph_pass()
+            else:
+                for _ in range(passes):
+                    neuron_micrograd(Value)
+            timings[contender] = (time.perf_counter() - start) / passes
+        ratios.append(timings["graph"] / timings["micrograd"])
+        per_pass.append((timings["graph"], timings["micrograd"]))
+    graph_us = statistics.median(t for t, _ in per_pass) * 1e6
+    micrograd_us = statistics.median(t for _, t in per_pass) * 1e6
+    detail = f"{graph_us:.1f} us vs {micrograd_us:.1f} us per forward+backward; median of {rounds} rounds"
+    return [Row("scalar circuit: graph / micrograd per pass", statistics.median(ratios), 0.5, detail=detail)]
+
+
+# ------------------------------------------------------- 3 and 5. long chains
+
+
+def build_chain(gate_count: int) -> ComputationalGraph:
+    """x -> (* 1.0000001) -> (+ x) -> (* 1.0000001) -> (+ x) ... with gate_count gates."""
+    g = ComputationalGraph()
+    x = g.add_input("x")
+    h = x
+    for _ in range(gate_count // 2):
+        h = h * 1.0000001
+        h = h + x
+    return g
+
+
+def time_chain(gate_count: int, passes: int) -> tuple[float, float, float, ComputationalGraph]:
+    """(build, first pass, later passes) in seconds per gate, and the graph."""
+    gc.collect()
+    start = time.perf_counter()
+    g = build_chain(gate_count)
+    built = time.perf_counter()
+    g.forward({"x": 0.5})
+    g.backward()
+    first = time.perf_counter()
+    for _ in range(passes):
+        g.forward({"x": 0.5})
+        g.backward()
+    done = time.perf_counter()
+    return (built - start) / gate_count, (first - built) / gate_count, (done - first) / passes / gate_count, g
+
+
+def bench_chains(big: int, small: int, rounds: int) -> list[Row]:
+    small_runs = [time_chain(small, passes=20) for _ in range(rounds)]
+    big_runs = []
+    for _ in range(max(1, rounds // 2)):
+        build, first, later, g = time_chain(big, passes=2)
+        big_runs.append((build, first, later))
+    refused = "not tried"
+    try:
+        g.draw(os.devnull + ".png")
+        refused = "DREW IT (should refuse)"
+    except GraphError as error:
+        refused = f"refused: {type(error).__name__}"
+    except ImportError:
+        refused = "matplotlib missing"
+    del g
+    small_pass = statistics.median(run[2] for run in small_runs)
+    big_pass = statistics.median(run[2] for run in big_runs)
+    big_first = statistics.median(run[1] for run in big_runs)
+    small_build = statistics.median(run[0] for run in small_runs)
+    big_build = statistics.median(run[0] for run in big_runs)
+    return [
+        Row(f"chain of {big:,} gates: forward+backward per gate", big_pass * 1e6, 3.0, unit="us",
+            detail=f"first pass (sort + schedule) {big_first * 1e6:.1f} us/gate; draw: {refused}"),
+        Row(f"chain per-gate cost: {big:,} / {small:,} gates", big_pass / small_pass, 2.0,
+            detail=f"{big_pass * 1e6:.2f} vs {small_pass * 1e6:.2f} us per gate"),
+        Row(f"building per gate: {big:,} / {small:,} gates", big_build / small_build, 3.0,
+            detail=f"{big_build * 1e6:.2f} vs {small_build * 1e6:.2f} us per gate"),
+    ]
+
+
+# ------------------------------------------------------------------ 4. memory
+
+
+def peak_ratio(apply_max, x: np.ndarray) -> float:
+    """Peak bytes newly allocated during forward+backward of sum(max(0, x)), over x's bytes."""
+    g = ComputationalGraph()
+    data = g.add_input("x")
+    g.add_gate(gates.SumGate(), apply_max(g, data))
+    g.forward({"x": x})  # compile outside the measurement
+    g.backward()
+    g.forward({"x": np.zeros(1)})  # drop the first pass's arrays
+    g.backward()
+    gc.collect()
+    tracemalloc.start()
+    baseline = tracemalloc.get_traced_memory()[0]
+    g.forward({"x": x})
+    grads = g.backward()
+    peak = tracemalloc.get_traced_memory()[1] - baseline
+    tracemalloc.stop()
+    assert grads["x"].shape == x.shape
+    return peak / x.nbytes
+
+
+def bench_memory() -> list[Row]:
+    x = np.random.default_rng(0).standard_normal((100, 4096))
+    contenders = {
+        "ReLUGate": lambda g, data: g.add_gate(gates.ReLUGate(), data),
+        "MaxGate(0, x)": lambda g, data: g.add_gate(gates.MaxGate(), 0.0, data),
+    }
+    return [
+        Row(f"memory: {label} + sum, peak / input bytes", peak_ratio(apply_max, x), 3.0,
+            detail=f"input 100 x 4096 float64 = {x.nbytes / 2**20:.1f} MiB")
+        for label, apply_max in contenders.items()
+    ]
+
+
+# -------------------------------------------------------------------- main
+
+
+def print_table(rows: list[Row]) -> None:
+    width = max(len(row.figure) for row in rows)
+    print(f"{'figure':<{width}}  {'measured':>10}  {'bound':>7}  result")
+    for row in rows:
+        value = f"{row.value:.3f}{row.unit if row.unit == 'x' else ' ' + row.unit}"
+        bound = f"{row.bound:g}{row.unit if row.unit == 'x' else ' ' + row.unit}"
+        print(f"{row.figure:<{width}}  {value:>10}  {bound:>7}  {'pass' if row.passed else 'FAIL'}  {row.detail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short run that checks the benchmark works")
+    args = parser.parse_args(argv)
+    if args.quick:
+        rows = bench_two_layer(rounds=2, iterations=20)
+        rows += bench_scalar_circuit(rounds=2, passes=500)
+        rows += bench_chains(big=20_000, small=2_000, rounds=2)
+    else:
+        rows = bench_two_layer(rounds=7, iterations=300)
+        rows += bench_scalar_circuit(rounds=7, passes=5_000)
+        rows += bench_chains(big=200_000, small=2_000, rounds=6)
+    rows += bench_memory()
+    print_table(rows)
+    return 0 if all(row.passed for row in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
