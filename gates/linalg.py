@@ -20,20 +20,24 @@ class MatMulGate(Gate):
     symbol = "@"
 
     def forward(self, x, W):
-        if np.ndim(x) not in (1, 2) or np.ndim(W) not in (1, 2):
-            raise ValueError(
-                f"MatMulGate takes 1-D or 2-D operands, got shapes {np.shape(x)} and {np.shape(W)}"
-            )
+        out = np.matmul(x, W)  # numpy rejects scalars and mismatched shapes
+        if x.ndim > 2 or W.ndim > 2:
+            raise ValueError(f"MatMulGate takes 1-D or 2-D operands, got shapes {x.shape} and {W.shape}")
         self.x, self.W = x, W
-        return np.matmul(x, W)
+        return out
 
     def backward(self, upstream):
         x, W = self.x, self.W
-        # As 2-D matrices: x (N, D), W (D, H), upstream (N, H).
-        x2 = x.reshape(1, -1) if x.ndim == 1 else x
-        W2 = W.reshape(-1, 1) if W.ndim == 1 else W
-        upstream2 = np.reshape(upstream, (x2.shape[0], W2.shape[1]))
         needs_x, needs_W = self.needs_input_grad or (True, True)
-        dx = (upstream2 @ W2.T).reshape(x.shape) if needs_x else None
-        dW = (x2.T @ upstream2).reshape(W.shape) if needs_W else None
+        if x.ndim == 1 or W.ndim == 1:
+            # Treat x as a row (1, D) and W as a column (D, 1), then reshape back.
+            x2 = x.reshape(1, -1) if x.ndim == 1 else x
+            W2 = W.reshape(-1, 1) if W.ndim == 1 else W
+            upstream2 = np.reshape(upstream, (x2.shape[0], W2.shape[1]))
+            dx = (upstream2 @ W2.T).reshape(x.shape) if needs_x else None
+            dW = (x2.T @ upstream2).reshape(W.shape) if needs_W else None
+            return dx, dW
+        # x (N, D), W (D, H), upstream (N, H)
+        dx = upstream @ W.T if needs_x else None
+        dW = x.T @ upstream if needs_W else None
         return dx, dW

@@ -7,6 +7,8 @@ from graph.computational_graph import ComputationalGraph
 from graph.checking import GradientCheckResult, check_gate, gradcheck, jacobian
 from graph.errors import (
     BackwardError,
+    CheckError,
+    DrawingError,
     FeedError,
     FeedTypeError,
     GateForwardError,
@@ -14,8 +16,10 @@ from graph.errors import (
     GradientError,
     GraphBuildError,
     GraphError,
+    JacobianTooLargeError,
     NonFiniteError,
     NotAGateError,
+    OptimizerError,
     ParameterFileError,
 )
 from graph.node import Node
@@ -40,4 +44,8 @@ __all__ = [
     "BackwardError",
     "NonFiniteError",
     "ParameterFileError",
+    "CheckError",
+    "JacobianTooLargeError",
+    "DrawingError",
+    "OptimizerError",
 ]

@@ -27,7 +27,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 import gates
-from graph.errors import GradientError, GraphError
+from graph.errors import CheckError, GradientError, JacobianTooLargeError
 from graph.values import sum_to_shape
 
 #: Default tolerance on the relative error: ten times the worst rounding
@@ -50,14 +50,6 @@ _BANDS = (
 # Gates whose output switches from one formula to another: a finite
 # difference that straddles the switch does not measure a derivative.
 _KINKED_GATES = (gates.MaxGate, gates.MinGate, gates.ReLUGate, gates.LeakyReLUGate, gates.ELUGate)
-
-
-class CheckError(GraphError, ValueError):
-    """A check cannot run as asked: nothing needs a gradient, or an unknown input."""
-
-
-class JacobianTooLargeError(CheckError):
-    """The Jacobian asked for would have too many elements to build."""
 
 
 def numerical_gradient(function: Callable[[], Any], x: Any, upstream: Any = 1.0, eps: float = 1e-6) -> Any:

@@ -35,7 +35,7 @@ from graph.errors import (
     NotAGateError,
 )
 from graph.node import CONSTANT, GATE, INPUT, PARAM, Node
-from graph.values import public, shape_of, sum_to_shape, to_array, to_value
+from graph.values import _FLOAT64, public, shape_of, sum_to_shape, to_array, to_value
 
 NodeLike = Node | str
 
@@ -98,7 +98,7 @@ class ComputationalGraph:
     def add_constant(self, value: Any, name: str | None = None) -> Node:
         """Add a constant: a value that never gets a gradient."""
         name = self._check_new_name(name) if name is not None else None
-        value = to_value(value, "constant" if name is None else f"constant {name!r}")
+        value = to_value(value, "constant", name)
         if isinstance(value, np.ndarray):
             value = value.copy()  # later changes to the caller's array must not leak in
         node = self._add_node(name or self._fresh_name("constant"), CONSTANT, False)
@@ -396,7 +396,7 @@ class ComputationalGraph:
         values = plan.template.copy()
         try:
             for name, slot in plan.inputs:
-                values[slot] = to_value(feeds[name], f"feed {name!r}")
+                values[slot] = to_value(feeds[name], "feed", name)
         except KeyError:
             self._raise_feed_mismatch(plan, feeds)
         except TypeError:
@@ -408,7 +408,7 @@ class ComputationalGraph:
         params = self.params
         for name, slot in plan.params:
             value = params.get(name)
-            if type(value) is not np.ndarray or value.dtype != np.float64:
+            if type(value) is not np.ndarray or value.dtype is not _FLOAT64:
                 if value is None:
                     raise FeedError(f"parameter {name!r} is missing from g.params")
                 value = params[name] = to_array(value, f"parameter {name!r}")

@@ -26,7 +26,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from graph.errors import GraphError
+from graph.errors import DrawingError
 from graph.explain import Contributions, gradient_contributions
 
 #: Pictures (png, svg) of more nodes than this are refused: they would be a hairball.
@@ -38,10 +38,6 @@ COLUMN_WIDTH = 2.3  # inches between columns
 ROW_HEIGHT = 1.1  # inches between rows
 GATE_RADIUS = 0.27  # inches
 _AUTO_NAME = re.compile(r"^(\w+Gate|constant)_\d+$")
-
-
-class DrawingError(GraphError, ValueError):
-    """A picture cannot be made: unknown file type, or a graph too large to draw readably."""
 
 
 def draw_graph(g: Any, path: str) -> str:

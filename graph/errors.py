@@ -48,3 +48,19 @@ class NonFiniteError(GraphError, ValueError):
 
 class ParameterFileError(GraphError, ValueError):
     """A parameter file cannot be loaded into this graph: unreadable, or names/shapes differ."""
+
+
+class CheckError(GraphError, ValueError):
+    """A gradient check cannot run as asked: nothing needs a gradient, or an unknown input."""
+
+
+class JacobianTooLargeError(CheckError):
+    """The Jacobian asked for would have too many elements to build."""
+
+
+class DrawingError(GraphError, ValueError):
+    """A picture cannot be made: unknown file type, or a graph too large to draw readably."""
+
+
+class OptimizerError(GraphError, ValueError):
+    """step() was given gradients that do not match the parameters (missing, or of another shape)."""

@@ -8,12 +8,9 @@ arrays on either side become constants.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import gates
-
-if TYPE_CHECKING:
-    from graph.computational_graph import ComputationalGraph
 
 INPUT, PARAM, CONSTANT, GATE = "input", "param", "constant", "gate"
 

@@ -24,11 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from graph.errors import GraphError
-
-
-class OptimizerError(GraphError, ValueError):
-    """step() was given gradients that do not match the parameters (missing, or of another shape)."""
+from graph.errors import OptimizerError
 
 
 class Optimizer:

@@ -14,13 +14,15 @@ import numpy as np
 from graph.errors import FeedError, FeedTypeError
 
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
+_FLOAT64 = np.dtype(np.float64)
 
 
-def to_value(raw: Any, what: str) -> float | np.ndarray:
+def to_value(raw: Any, what: str, name: str | None = None) -> float | np.ndarray:
     """Convert a number or array-like to a float or a float64 array.
 
     Integers and booleans become float64 (never truncated); float32 is
-    widened.  ``what`` names the value in error messages, e.g. "feed 'x'".
+    widened.  ``what`` and ``name`` name the value in error messages, e.g.
+    "feed 'x'" (kept apart so the message is only built when needed).
 
     Raises
     ------
@@ -30,8 +32,10 @@ def to_value(raw: Any, what: str) -> float | np.ndarray:
     kind = type(raw)
     if kind is float:
         return raw
-    if kind is np.ndarray and raw.dtype == np.float64 and raw.ndim > 0:
+    if kind is np.ndarray and raw.dtype is _FLOAT64 and raw.ndim > 0:
         return raw  # read in place, never copied
+    if name is not None:
+        what = f"{what} {name!r}"
     if kind is int or kind is bool:
         try:
             return float(raw)
@@ -52,9 +56,9 @@ def to_value(raw: Any, what: str) -> float | np.ndarray:
     return array
 
 
-def to_array(raw: Any, what: str) -> np.ndarray:
+def to_array(raw: Any, what: str, name: str | None = None) -> np.ndarray:
     """Like :func:`to_value`, but always an array (0-d for a scalar), copied."""
-    return np.array(to_value(raw, what), dtype=np.float64)
+    return np.array(to_value(raw, what, name), dtype=np.float64)
 
 
 def shape_of(value: Any) -> tuple[int, ...]:

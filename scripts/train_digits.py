@@ -86,9 +86,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--hidden", type=int, nargs="+", default=[256], metavar="H", help="hidden layer sizes")
     parser.add_argument("--plot", metavar="PNG", help="save loss and accuracy curves here (needs matplotlib)")
     parser.add_argument("--save", metavar="NPZ", help="save the trained parameters here")
+    parser.add_argument(
+        "--load", metavar="NPZ", help="start from parameters saved by --save (with --epochs 0: only evaluate them)"
+    )
     args = parser.parse_args(argv)
-    if args.epochs < 1 or args.batch_size < 1 or min(args.hidden) < 1:
-        parser.error("--epochs, --batch-size and --hidden must be positive")
+    if args.epochs < 0 or args.batch_size < 1 or min(args.hidden) < 1:
+        parser.error("--batch-size and --hidden must be positive, --epochs at least 0")
     return args
 
 
@@ -112,6 +115,8 @@ def train_and_test(args: argparse.Namespace) -> float:
     rng = np.random.default_rng(args.seed)
     sizes = [X_train.shape[1], *args.hidden, 10]
     g, scores = build_classifier(sizes, rng)
+    if args.load:
+        g.load_params(args.load)
     optimizer = Adam(g.params, lr=args.lr, weight_decay=args.weight_decay)
     print(
         f"digits: {len(y_train)} train, {len(y_val)} validation, {len(splits['test'][1])} test; "
@@ -135,11 +140,12 @@ def train_and_test(args: argparse.Namespace) -> float:
         )
     progress.close()
 
-    print(
-        f"after {args.epochs} epochs: training loss {history['loss'][-1]:.4f}, "
-        f"train accuracy {history['train accuracy'][-1]:.4f}, "
-        f"validation accuracy {history['validation accuracy'][-1]:.4f}"
-    )
+    if history["loss"]:
+        print(
+            f"after {args.epochs} epochs: training loss {history['loss'][-1]:.4f}, "
+            f"train accuracy {history['train accuracy'][-1]:.4f}, "
+            f"validation accuracy {history['validation accuracy'][-1]:.4f}"
+        )
     if args.save:
         g.save_params(args.save)
         print(f"parameters saved to {args.save}")

@@ -11,8 +11,6 @@ import gates
 from graph import ComputationalGraph
 from graph.drawing import MAX_PICTURE_NODES, DrawingError, short_value
 
-pytest.importorskip("matplotlib")
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -15,7 +14,6 @@ import lecture_circuits  # noqa: E402
 
 
 def test_every_circuit_is_explained_checked_and_drawn(tmp_path):
-    pytest.importorskip("matplotlib")
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         graphs = lecture_circuits.main(["--out", str(tmp_path / "circuits")])

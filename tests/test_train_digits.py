@@ -8,9 +8,6 @@ import sys
 import numpy as np
 import pytest
 
-pytest.importorskip("sklearn", reason="the digits script needs scikit-learn (extra 'train')")
-pytest.importorskip("tqdm", reason="the digits script needs tqdm (extra 'train')")
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
@@ -57,6 +54,19 @@ def test_saved_parameters(short_run):
     with np.load(params) as saved:
         shapes = {name: saved[name].shape for name in saved.files}
     assert shapes == {"fc1.W": (64, 32), "fc1.b": (32,), "fc2.W": (32, 10), "fc2.b": (10,)}
+
+
+def test_load_restores_the_trained_network(short_run):
+    result, _, params = short_run
+    reloaded = subprocess.run(
+        [
+            sys.executable, os.path.join(ROOT, "scripts", "train_digits.py"),
+            "--epochs", "0", "--hidden", "32", "--seed", "3", "--load", str(params),
+        ],
+        capture_output=True, text=True, cwd=params.parent, timeout=120,
+    )
+    assert reloaded.returncode == 0, reloaded.stderr
+    assert reloaded.stdout.strip().splitlines()[-1] == result.stdout.strip().splitlines()[-1]
 
 
 def test_splits_are_stratified_disjoint_and_standardized_on_train():
