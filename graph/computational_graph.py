@@ -176,7 +176,7 @@ class ComputationalGraph:
 
     @property
     def digraph(self) -> nx.DiGraph:
-        """The graph as a networkx DiGraph: one node per name (attribute "node": the Node), edges input -> gate.
+        """The graph as a networkx DiGraph: nodes are node names (``g.node(name)`` gives the Node), edges input -> gate.
 
         Brought up to date in bulk when asked for, rather than one networkx
         call per added node, which costs more than the rest of adding a gate.
@@ -185,7 +185,7 @@ class ComputationalGraph:
         known = digraph.number_of_nodes()
         if known < len(nodes):
             new = nodes[known:]
-            digraph.add_nodes_from((node.name, {"node": node}) for node in new)
+            digraph.add_nodes_from([node.name for node in new])
             digraph.add_edges_from((source.name, node.name) for node in new for source in node.inputs)
         return digraph
 
@@ -573,21 +573,16 @@ class _Plan:
         self.gradient_leaves = [
             node for node in self.order if node.kind in (INPUT, PARAM) and node.requires_grad
         ]
-        gate_nodes = [node for node in self.order if node.kind == GATE]
-        self.forward_steps = [
-            (node.gate.forward, tuple(source.index for source in node.inputs), node.index)
-            for node in gate_nodes
-        ]
-        self.backward_steps = [
-            (
-                node.gate.backward,
-                tuple(source.index for source in node.inputs),
-                tuple(source.requires_grad for source in node.inputs),
-                node.index,
-            )
-            for node in reversed(gate_nodes)
-            if node.requires_grad
-        ]
+        self.forward_steps, self.backward_steps = [], []
+        for node in self.order:
+            if node.kind != GATE:
+                continue
+            slots = tuple([source.index for source in node.inputs])
+            self.forward_steps.append((node.gate.forward, slots, node.index))
+            if node.requires_grad:
+                needs = tuple([source.requires_grad for source in node.inputs])
+                self.backward_steps.append((node.gate.backward, slots, needs, node.index))
+        self.backward_steps.reverse()
         self.set_output(graph.output)
 
     def set_output(self, output: Node) -> None:
