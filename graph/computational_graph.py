@@ -34,6 +34,7 @@ from graph.errors import (
     NonFiniteError,
     NotAGateError,
 )
+from graph.messages import gate_title, input_list, non_finite_kind, show
 from graph.node import CONSTANT, GATE, INPUT, PARAM, Node
 from graph.values import _FLOAT64, public, shape_of, sum_to_shape, to_array, to_value
 
@@ -454,17 +455,17 @@ class ComputationalGraph:
         except Exception as error:
             self._raise_gate_failure(values, out_slot, error)
         node = self._nodes[out_slot]
-        self._failure = f"{_gate_title(node)} produced {_non_finite_kind(out)}"
+        self._failure = f"{gate_title(node)} produced {non_finite_kind(out)}"
         raise NonFiniteError(
-            f"{_gate_title(node)} produced {_non_finite_kind(out)} in forward from {_input_list(node, values)}"
+            f"{gate_title(node)} produced {non_finite_kind(out)} in forward from {input_list(node, values)}"
         )
 
     def _raise_gate_failure(self, values: list, out_slot: int, error: Exception) -> None:
         node = self._nodes[out_slot]
         shapes = " and ".join(f"{source.name!r} {shape_of(values[source.index])}" for source in node.inputs)
-        self._failure = f"{_gate_title(node)} failed in forward"
+        self._failure = f"{gate_title(node)} failed in forward"
         raise GateForwardError(
-            f"{_gate_title(node)} failed in forward on inputs {shapes}: {type(error).__name__}: {error}"
+            f"{gate_title(node)} failed in forward on inputs {shapes}: {type(error).__name__}: {error}"
         ) from error
 
     def _upstream(self, upstream: Any, output_value: Any) -> Any:
@@ -484,7 +485,7 @@ class ComputationalGraph:
                 f"has shape {output_shape}"
             )
         if self.check_finite and not np.all(np.isfinite(upstream)):
-            raise NonFiniteError(f"the upstream gradient passed to backward contains {_non_finite_kind(upstream)}")
+            raise NonFiniteError(f"the upstream gradient passed to backward contains {non_finite_kind(upstream)}")
         return upstream
 
     def _run_backward(self, plan: _Plan, values: list, grads: list) -> None:
@@ -497,7 +498,7 @@ class ComputationalGraph:
                 input_grads = backward(upstream)
             except Exception as error:
                 raise GradientError(
-                    f"{_gate_title(self._nodes[out_slot])} failed in backward: {type(error).__name__}: {error}"
+                    f"{gate_title(self._nodes[out_slot])} failed in backward: {type(error).__name__}: {error}"
                 ) from error
             if type(input_grads) not in (tuple, list) or len(input_grads) != len(slots):
                 self._raise_gradient_count(out_slot, input_grads)
@@ -520,8 +521,8 @@ class ComputationalGraph:
     def _raise_non_finite_gradient(self, values, out_slot, slot, upstream, grad) -> None:
         node = self._nodes[out_slot]
         raise NonFiniteError(
-            f"{_gate_title(node)} produced {_non_finite_kind(grad)} in backward, in the gradient for "
-            f"{self._nodes[slot].name!r}, from upstream {_show(upstream)} and inputs {_input_list(node, values, grad)}"
+            f"{gate_title(node)} produced {non_finite_kind(grad)} in backward, in the gradient for "
+            f"{self._nodes[slot].name!r}, from upstream {show(upstream)} and inputs {input_list(node, values, grad)}"
         )
 
     def _raise_gradient_count(self, out_slot: int, input_grads: Any) -> None:
@@ -530,11 +531,11 @@ class ComputationalGraph:
             returned = f"an array of shape {input_grads.shape}" if np.ndim(input_grads) else repr(input_grads)
             example = "(dx,)" if len(node.inputs) == 1 else f"({', '.join(f'd{source.name}' for source in node.inputs)})"
             raise GradientError(
-                f"{_gate_title(node)}.backward returned {returned}, not one gradient per input: "
+                f"{gate_title(node)}.backward returned {returned}, not one gradient per input: "
                 f"return a tuple such as {example}, None for an input that needs none"
             )
         raise GradientError(
-            f"{_gate_title(node)}.backward returned {len(input_grads)} gradient(s) "
+            f"{gate_title(node)}.backward returned {len(input_grads)} gradient(s) "
             f"but the gate has {len(node.inputs)} input(s); return one per input, None for none"
         )
 
@@ -547,7 +548,7 @@ class ComputationalGraph:
             fitted = None
         if fitted is None:
             raise GradientError(
-                f"{_gate_title(node)}.backward returned a gradient of shape {np.shape(grad)} for input "
+                f"{gate_title(node)}.backward returned a gradient of shape {np.shape(grad)} for input "
                 f"{source.name!r} of shape {shape_of(value)}; it cannot be summed to that shape"
             )
         return float(fitted) if type(value) is float else fitted
@@ -604,71 +605,6 @@ def _garbage_collection_paused():
     finally:
         if was_enabled:
             gc.enable()
-
-
-def _gate_title(node: Node) -> str:
-    return f"gate {node.name!r} ({type(node.gate).__name__})"
-
-
-def _input_list(node: Node, values: list, result: Any = None) -> str:
-    """The values that went into a gate, for messages.
-
-    Small values are shown in full; for a larger input, its shape and its
-    element at the first NaN or inf of ``result`` (the gate's output by
-    default), when the input broadcasts to ``result``.
-    """
-    if result is None:
-        result = values[node.index]
-    index = _first_non_finite(result)
-    parts = []
-    for source in node.inputs:
-        value = values[source.index]
-        text = f"{source.name!r} = {_show(value)}"
-        if index is not None and np.size(value) > _SHOWN_IN_FULL:
-            shape = np.shape(result)
-            try:
-                fits = np.broadcast_shapes(np.shape(value), shape) == shape
-            except ValueError:
-                fits = False
-            if fits:
-                text += f" ({float(np.broadcast_to(value, shape)[index]):.6g} at index {index})"
-        parts.append(text)
-    return ", ".join(parts)
-
-
-_SHOWN_IN_FULL = 10  # arrays with at most this many elements are written out in messages
-
-
-def _show(value: Any) -> str:
-    """A value for messages: '3' for a scalar, '[1, -1]' for a small array, else 'shape (N, D)'."""
-    array = np.asarray(value, dtype=np.float64)
-    if array.size > _SHOWN_IN_FULL:
-        return f"shape {array.shape}"
-    return _nested(array)
-
-
-def _nested(array: np.ndarray) -> str:
-    if array.ndim == 0:
-        return f"{float(array):.6g}"
-    return "[" + ", ".join(_nested(row) for row in array) + "]"
-
-
-def _first_non_finite(value: Any) -> tuple[int, ...] | None:
-    """The index of the first NaN or inf in an array; None for a scalar or if there is none."""
-    if np.ndim(value) == 0:
-        return None
-    bad = ~np.isfinite(value)
-    if not bad.any():
-        return None
-    return tuple(int(i) for i in np.unravel_index(np.argmax(bad), bad.shape))
-
-
-def _non_finite_kind(value: Any) -> str:
-    """'NaN', 'inf' or '-inf', and for an array where the first one is: 'NaN at index (1, 0)'."""
-    index = _first_non_finite(value)
-    element = float(value if index is None else value[index])
-    kind = "NaN" if np.isnan(element) else "inf" if element > 0 else "-inf"
-    return kind if index is None else f"{kind} at index {index}"
 
 
 def _zeros_like(value: Any) -> Any:

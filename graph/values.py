@@ -98,13 +98,6 @@ def sum_to_shape(gradient: Any, shape: tuple[int, ...]) -> Any:
     return gradient
 
 
-def describe(value: Any) -> str:
-    """A short description for messages: '3.0' for scalars, 'shape (2, 3)' for arrays."""
-    if np.ndim(value) == 0:
-        return f"{float(value):.6g}"
-    return f"shape {np.shape(value)}"
-
-
 def _short(raw: Any) -> str:
     text = repr(raw)
     return text if len(text) <= 60 else text[:57] + "..."
