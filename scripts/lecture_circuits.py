@@ -31,7 +31,7 @@ from gates import (  # noqa: E402
     SigmoidGate,
     SumGate,
 )
-from graph import ComputationalGraph  # noqa: E402
+from graph import ComputationalGraph, Node  # noqa: E402
 from graph.checking import gradcheck  # noqa: E402
 
 Circuit = tuple[ComputationalGraph, dict]
@@ -46,8 +46,13 @@ def add_multiply() -> Circuit:
     return g, {"x": -2.0, "y": 5.0, "z": -4.0}
 
 
-def _neuron_inputs(g: ComputationalGraph):
-    return [g.add_input(name) for name in ("w0", "x0", "w1", "x1", "w2")]
+def _neuron_score(g: ComputationalGraph) -> Node:
+    """The neuron's inputs w0, x0, w1, x1, w2 and its score w0 x0 + w1 x1 + w2, gate by gate."""
+    w0, x0, w1, x1, w2 = (g.add_input(name) for name in ("w0", "x0", "w1", "x1", "w2"))
+    a = g.add_gate(MultiplyGate(), w0, x0, name="w0x0")
+    b = g.add_gate(MultiplyGate(), w1, x1, name="w1x1")
+    s = g.add_gate(AddGate(), a, b, name="sum")
+    return g.add_gate(AddGate(), s, w2, name="score")
 
 
 NEURON_FEEDS = {"w0": 2.0, "x0": -1.0, "w1": -3.0, "x1": -2.0, "w2": -3.0}
@@ -56,11 +61,7 @@ NEURON_FEEDS = {"w0": 2.0, "x0": -1.0, "w1": -3.0, "x1": -2.0, "w2": -3.0}
 def sigmoid_neuron_gates() -> Circuit:
     """f = 1 / (1 + exp(-(w0 x0 + w1 x1 + w2))) from *, +, -x, exp, +1 and 1/x gates."""
     g = ComputationalGraph()
-    w0, x0, w1, x1, w2 = _neuron_inputs(g)
-    a = g.add_gate(MultiplyGate(), w0, x0, name="w0x0")
-    b = g.add_gate(MultiplyGate(), w1, x1, name="w1x1")
-    s = g.add_gate(AddGate(), a, b, name="sum")
-    s = g.add_gate(AddGate(), s, w2, name="score")
+    s = _neuron_score(g)
     n = g.add_gate(NegateGate(), s, name="neg")
     e = g.add_gate(ExpGate(), n, name="exp")
     d = g.add_gate(AddGate(), e, 1.0, name="denominator")
@@ -71,12 +72,7 @@ def sigmoid_neuron_gates() -> Circuit:
 def sigmoid_neuron() -> Circuit:
     """The same neuron with one SigmoidGate: dsigma/dx = (1 - sigma) sigma = 0.20."""
     g = ComputationalGraph()
-    w0, x0, w1, x1, w2 = _neuron_inputs(g)
-    a = g.add_gate(MultiplyGate(), w0, x0, name="w0x0")
-    b = g.add_gate(MultiplyGate(), w1, x1, name="w1x1")
-    s = g.add_gate(AddGate(), a, b, name="sum")
-    s = g.add_gate(AddGate(), s, w2, name="score")
-    g.add_gate(SigmoidGate(), s, name="f")
+    g.add_gate(SigmoidGate(), _neuron_score(g), name="f")
     return g, dict(NEURON_FEEDS)
 
 
