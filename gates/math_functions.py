@@ -45,7 +45,7 @@ def sigmoid(x):
             return 1.0 / (1.0 + math.exp(-x))
         e = math.exp(x)
         return e / (1.0 + e)
-    if x.size and x.min() >= -700.0:
+    if x.size and np.minimum.reduce(x, axis=None) >= -700.0:  # x.min() minus its wrapper
         # exp(-x) <= exp(700) is finite, so the textbook formula is exact here
         # (and costs half the stable one below).
         return 1.0 / (1.0 + np.exp(-x))

@@ -490,7 +490,7 @@ class ComputationalGraph:
 
     def _run_backward(self, plan: _Plan, values: list, grads: list) -> None:
         check_finite = self.check_finite
-        for backward, slots, needs, out_slot in plan.backward_steps:
+        for backward, arity, targets, out_slot in plan.backward_steps:
             upstream = grads[out_slot]
             if upstream is None:
                 continue  # the output does not depend on this gate
@@ -500,11 +500,12 @@ class ComputationalGraph:
                 raise GradientError(
                     f"{gate_title(self._nodes[out_slot])} failed in backward: {type(error).__name__}: {error}"
                 ) from error
-            if type(input_grads) not in (tuple, list) or len(input_grads) != len(slots):
+            if type(input_grads) not in (tuple, list) or len(input_grads) != arity:
                 self._raise_gradient_count(out_slot, input_grads)
-            for slot, needed, grad in zip(slots, needs, input_grads):
-                if not needed or grad is None:
-                    continue
+            for position, slot in targets:
+                grad = input_grads[position]
+                if grad is None:
+                    continue  # None: no gradient flows to this input
                 value = values[slot]
                 if type(value) is float:
                     if type(grad) is not float:
@@ -559,8 +560,9 @@ class _Plan:
 
     order: the nodes in topological order (networkx);
     forward_steps: (gate.forward, input slots, output slot) per gate, in order;
-    backward_steps: (gate.backward, input slots, needs-grad flags, output slot)
-    for the gates that need a gradient, in reverse order.
+    backward_steps: (gate.backward, number of inputs, (position, slot) of each
+    input that needs a gradient, output slot) for the gates that need a
+    gradient, in reverse order.
     """
 
     def __init__(self, graph: ComputationalGraph):
@@ -581,8 +583,10 @@ class _Plan:
             slots = tuple([source.index for source in node.inputs])
             self.forward_steps.append((node.gate.forward, slots, node.index))
             if node.requires_grad:
-                needs = tuple([source.requires_grad for source in node.inputs])
-                self.backward_steps.append((node.gate.backward, slots, needs, node.index))
+                targets = tuple(
+                    [(position, source.index) for position, source in enumerate(node.inputs) if source.requires_grad]
+                )
+                self.backward_steps.append((node.gate.backward, len(slots), targets, node.index))
         self.backward_steps.reverse()
         self.set_output(graph.output)
 
