@@ -530,7 +530,8 @@ class ComputationalGraph:
         node = self._nodes[out_slot]
         if not isinstance(input_grads, (tuple, list)):
             returned = f"an array of shape {input_grads.shape}" if np.ndim(input_grads) else repr(input_grads)
-            example = "(dx,)" if len(node.inputs) == 1 else f"({', '.join(f'd{source.name}' for source in node.inputs)})"
+            names = ", ".join(f"d{source.name}" for source in node.inputs)
+            example = "(dx,)" if len(node.inputs) == 1 else f"({names})"
             raise GradientError(
                 f"{gate_title(node)}.backward returned {returned}, not one gradient per input: "
                 f"return a tuple such as {example}, None for an input that needs none"

@@ -175,7 +175,8 @@ def neuron_graph():
     """The lecture's neuron from Multiply/Add/Negate/Exp/Add/Reciprocal gates, built once."""
     g = ComputationalGraph()
     w0, x0, w1, x1, w2 = (g.add_input(name) for name in ("w0", "x0", "w1", "x1", "w2"))
-    weighted = g.add_gate(gates.AddGate(), g.add_gate(gates.MultiplyGate(), w0, x0), g.add_gate(gates.MultiplyGate(), w1, x1))
+    w0x0, w1x1 = g.add_gate(gates.MultiplyGate(), w0, x0), g.add_gate(gates.MultiplyGate(), w1, x1)
+    weighted = g.add_gate(gates.AddGate(), w0x0, w1x1)
     s = g.add_gate(gates.AddGate(), weighted, w2)
     e = g.add_gate(gates.ExpGate(), g.add_gate(gates.NegateGate(), s))
     g.add_gate(gates.ReciprocalGate(), g.add_gate(gates.AddGate(), e, 1.0))

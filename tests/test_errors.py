@@ -269,7 +269,8 @@ def test_upstream_of_the_wrong_shape_names_both_shapes(upstream, shape):
     x = g.add_input("x")
     g.add_gate(gates.MultiplyGate(), x, 3.0, name="tripled")
     g.forward({"x": np.array([1.0, 2.0])})
-    with pytest.raises(BackwardError, match=rf"upstream gradient has shape {shape} but the output 'tripled' has shape \(2,\)"):
+    message = rf"upstream gradient has shape {shape} but the output 'tripled' has shape \(2,\)"
+    with pytest.raises(BackwardError, match=message):
         g.backward(upstream)
     np.testing.assert_array_equal(g.backward(upstream=np.array([1.0, 10.0]))["x"], [3.0, 30.0])
 

@@ -33,7 +33,8 @@ def test_lecture_sigmoid_neuron_from_elementary_gates():
     """f = 1 / (1 + exp(-(w0 x0 + w1 x1 + w2))) built gate by gate, as on the slide."""
     g = ComputationalGraph()
     w0, x0, w1, x1, w2 = _neuron_inputs(g)
-    products = g.add_gate(gates.AddGate(), g.add_gate(gates.MultiplyGate(), w0, x0), g.add_gate(gates.MultiplyGate(), w1, x1))
+    w0x0, w1x1 = g.add_gate(gates.MultiplyGate(), w0, x0), g.add_gate(gates.MultiplyGate(), w1, x1)
+    products = g.add_gate(gates.AddGate(), w0x0, w1x1)
     s = g.add_gate(gates.AddGate(), products, w2)
     e = g.add_gate(gates.ExpGate(), g.add_gate(gates.NegateGate(), s))
     f = g.add_gate(gates.ReciprocalGate(), g.add_gate(gates.AddGate(), e, 1.0))
