@@ -104,6 +104,12 @@ class Node:
             )
         return self._apply(gates.PowerGate(exponent), self)
 
+    def __rpow__(self, base):
+        raise TypeError(
+            f"{base!r} ** {self.name!r}: PowerGate takes a constant exponent, not a node; "
+            "for b ** x write exp(x * log(b)) with ExpGate"
+        )
+
 
 def _is_number(value: Any) -> bool:
     try:

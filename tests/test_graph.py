@@ -61,6 +61,8 @@ def test_power_needs_a_constant_exponent():
     x = g.add_input("x")
     with pytest.raises(TypeError, match="exponent"):
         x**x
+    with pytest.raises(TypeError, match="constant exponent"):
+        2.0**x
 
 
 def test_output_defaults_to_last_gate_and_is_assignable():
