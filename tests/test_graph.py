@@ -279,3 +279,14 @@ def test_long_chain_runs_without_recursion():
     assert g.forward({"x": 1.0}) == 25_001.0
     assert g.backward()["x"] == 25_001.0
     assert len(g.nodes_topologically_sorted()) == len(g.nodes)
+
+
+def test_each_returned_gradient_is_its_own_array():
+    g = ComputationalGraph()
+    a, b = g.add_input("a"), g.add_input("b")
+    g.add_gate(gates.SumGate(), (a + b) * 2.0)
+    g.forward({"a": np.ones(3), "b": np.ones(3)})
+    grads = g.backward()
+    assert grads["a"] is not grads["b"]
+    grads["a"] += 1.0  # editing one gradient leaves the other alone
+    np.testing.assert_array_equal(grads["b"], [2.0, 2.0, 2.0])
