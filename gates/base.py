@@ -30,14 +30,14 @@ class Gate:
     """Base class of every gate.  Subclass it and define ``forward`` and ``backward``.
 
     The number of inputs a gate takes is read from the signature of its
-    ``forward`` (see :meth:`input_count`).
+    ``forward`` (see :func:`input_count`).
 
     Attributes
     ----------
     needs_input_grad : tuple of bool or None
-        Set by the graph before each forward: one flag per input telling
-        whether that input needs a gradient, as in PyTorch's custom
-        functions.  A gate may skip the work for an input whose flag is
+        Set by the graph when the gate is added, before any forward: one
+        flag per input telling whether that input needs a gradient, as in
+        PyTorch's custom functions.  A gate may skip the work for an input whose flag is
         False (``MatMulGate`` does).  ``None`` (a gate used on its own)
         means every input needs one, hence the idiom
         ``needs_x, needs_y = self.needs_input_grad or (True, True)``.
