@@ -21,7 +21,7 @@ from gates.arithmetic import (
 )
 from gates.base import Gate, input_count
 from gates.linalg import MatMulGate
-from gates.losses import LogSoftmaxGate, SoftmaxCrossEntropyGate
+from gates.losses import LogSoftmaxGate, SoftmaxCrossEntropyGate, SquaredErrorGate
 from gates.reductions import MeanGate, SumGate
 
 __all__ = [
@@ -46,6 +46,7 @@ __all__ = [
     "MatMulGate",
     "LogSoftmaxGate",
     "SoftmaxCrossEntropyGate",
+    "SquaredErrorGate",
     "SumGate",
     "MeanGate",
 ]

@@ -8,9 +8,11 @@ The lecture's recipe, run for real::
                and where a value feeds several gates, the gradients add.
 
 The topological order, and from it a flat list of forward and backward steps,
-is computed once per change of the graph, not once per pass.  Values and
-gradients live in lists indexed by each node's slot, so a pass is a plain
-loop with no dictionary lookups or graph walks in it.
+is computed once per change of the graph, not once per pass (see
+:mod:`graph.schedule`).  Values and gradients live in lists indexed by each
+node's slot, so a pass is a plain loop, or for a small graph the same steps
+written out as straight-line code, with no dictionary lookups or graph walks
+in it.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from graph.errors import (
 )
 from graph.messages import gate_title, input_list, non_finite_kind, show
 from graph.node import CONSTANT, GATE, INPUT, PARAM, Node
+from graph.schedule import Schedule
 from graph.values import _FLOAT64, public, shape_of, sum_to_shape, to_array, to_value
 
 NodeLike = Node | str
@@ -72,7 +75,7 @@ class ComputationalGraph:
         self._nodes: list[Node] = []  # by slot, in the order they were added
         self._by_name: dict[str, Node] = {}
         self._output: Node | None = None
-        self._plan: _Plan | None = None  # compiled on the first pass after a change
+        self._plan: Schedule | None = None  # compiled on the first pass after a change
         self._values: list | None = None  # of the last successful forward
         self._grads: list | None = None  # of the last successful backward
         self._failure: str | None = None  # why the last forward failed
@@ -223,10 +226,17 @@ class ComputationalGraph:
             self._failure = f"the last forward was given bad feeds: {error}"
             raise
         self._failure = "a forward pass failed"
-        self._run_gates(plan, values)
+        if plan.forward_pass is None or self.check_finite:
+            self._run_gates(plan, values)
+        else:
+            try:
+                plan.forward_pass(values)
+            except Exception as error:
+                self._raise_gate_failure(values, plan.failing_slot(error.__traceback__, backward=False), error)
         self._values = values
         self._failure = None
-        return public(values[plan.output_slot])
+        out = values[plan.output_slot]
+        return out if type(out) is np.ndarray else public(out)
 
     def backward(self, upstream: Any = None) -> dict[str, Any]:
         """Backpropagate from the output; return d(output)/d(x) for every input and parameter that requires it.
@@ -248,19 +258,31 @@ class ComputationalGraph:
             raise BackwardError(f"backward needs a successful forward first ({self._why_no_values()})")
         plan = self._compiled()
         grads = [None] * len(values)
-        grads[plan.output_slot] = self._upstream(upstream, values[plan.output_slot])
-        self._run_backward(plan, values, grads)
+        if upstream is None and isinstance(values[plan.output_slot], float):
+            grads[plan.output_slot] = 1.0  # the usual case: a scalar loss
+        else:
+            grads[plan.output_slot] = self._upstream(upstream, values[plan.output_slot])
+        if plan.backward_pass is None or self.check_finite:
+            self._run_backward(plan, values, grads)
+        else:
+            try:
+                plan.backward_pass(values, grads, self._fit_gradient, self._gradient_tuple)
+            except Exception as error:
+                out_slot = plan.failing_slot(error.__traceback__, backward=True)
+                if out_slot is None:
+                    raise  # not from a gate: from fit or as_tuple, already a GradientError
+                self._raise_backward_failure(out_slot, error)
         self._grads = grads
         result, handed_out = {}, set()
-        for node in plan.gradient_leaves:
-            grad = grads[node.index]
-            if grad is None:
-                grad = _zeros_like(values[node.index])
-            elif type(grad) is np.ndarray:
-                if id(grad) in handed_out:  # AddGate passes one array to both inputs:
-                    grad = grad.copy()  # give each name its own, so editing one leaves the other
+        for name, slot in plan.gradient_leaves:
+            grad = grads[slot]
+            if type(grad) is not np.ndarray:
+                grad = _zeros_like(values[slot]) if grad is None else public(grad)
+            elif id(grad) in handed_out:  # AddGate passes one array to both inputs:
+                grad = grad.copy()  # give each name its own, so editing one leaves the other
+            else:
                 handed_out.add(id(grad))
-            result[node.name] = public(grad)
+            result[name] = grad
         return result
 
     def value(self, node_or_name: NodeLike) -> Any:
@@ -374,12 +396,12 @@ class ComputationalGraph:
         close = difflib.get_close_matches(name, list(known), n=1)
         return f"; did you mean {close[0]!r}?" if close else ""
 
-    def _compiled(self) -> _Plan:
+    def _compiled(self) -> Schedule:
         if self._plan is None:
             if self._output is None:
                 raise GraphBuildError("the graph has no gates yet: add a gate (or set g.output) before running it")
             with _garbage_collection_paused():
-                self._plan = _Plan(self)
+                self._plan = Schedule(self)
         elif self._plan.output_slot != self._output.index:
             self._plan.set_output(self._output)
         return self._plan
@@ -389,7 +411,7 @@ class ComputationalGraph:
             return f"{self._failure}; run forward again with good input"
         return "run forward first"
 
-    def _read_leaves(self, plan: _Plan, feeds: Mapping[str, Any]) -> list:
+    def _read_leaves(self, plan: Schedule, feeds: Mapping[str, Any]) -> list:
         """A fresh value list with every input, parameter and constant filled in.
 
         Checks every feed before anything changes.
@@ -416,7 +438,7 @@ class ComputationalGraph:
             values[slot] = value
         return values
 
-    def _raise_feed_mismatch(self, plan: _Plan, feeds: Mapping[str, Any]) -> None:
+    def _raise_feed_mismatch(self, plan: Schedule, feeds: Mapping[str, Any]) -> None:
         input_names = [name for name, _ in plan.inputs]
         for name in feeds:
             if name not in input_names:
@@ -434,7 +456,8 @@ class ComputationalGraph:
             f"(inputs: {', '.join(input_names)})"
         )
 
-    def _run_gates(self, plan: _Plan, values: list) -> None:
+    def _run_gates(self, plan: Schedule, values: list) -> None:
+        """The forward steps as a loop (for big graphs, and to check every value with check_finite)."""
         check_finite = self.check_finite
         out_slot = None
         try:
@@ -488,7 +511,8 @@ class ComputationalGraph:
             raise NonFiniteError(f"the upstream gradient passed to backward contains {non_finite_kind(upstream)}")
         return upstream
 
-    def _run_backward(self, plan: _Plan, values: list, grads: list) -> None:
+    def _run_backward(self, plan: Schedule, values: list, grads: list) -> None:
+        """The backward steps as a loop (for big graphs, and to check every gradient with check_finite)."""
         check_finite = self.check_finite
         for backward, arity, targets, out_slot in plan.backward_steps:
             upstream = grads[out_slot]
@@ -497,20 +521,15 @@ class ComputationalGraph:
             try:
                 input_grads = backward(upstream)
             except Exception as error:
-                raise GradientError(
-                    f"{gate_title(self._nodes[out_slot])} failed in backward: {type(error).__name__}: {error}"
-                ) from error
-            if type(input_grads) not in (tuple, list) or len(input_grads) != arity:
-                self._raise_gradient_count(out_slot, input_grads)
+                self._raise_backward_failure(out_slot, error)
+            if type(input_grads) is not tuple or len(input_grads) != arity:
+                input_grads = self._gradient_tuple(input_grads, out_slot)
             for position, slot in targets:
                 grad = input_grads[position]
                 if grad is None:
                     continue  # None: no gradient flows to this input
                 value = values[slot]
-                if type(value) is float:
-                    if type(grad) is not float:
-                        grad = self._fit_gradient(grad, value, out_slot, slot)
-                elif getattr(grad, "shape", None) != value.shape:
+                if getattr(grad, "shape", None) != getattr(value, "shape", None):
                     grad = self._fit_gradient(grad, value, out_slot, slot)
                 if check_finite and not np.all(np.isfinite(grad)):
                     self._raise_non_finite_gradient(values, out_slot, slot, upstream, grad)
@@ -518,6 +537,17 @@ class ComputationalGraph:
                 # Where a value branches, the gradients add.  Never in place:
                 # a gradient may be a view shared with another input.
                 grads[slot] = grad if current is None else current + grad
+
+    def _raise_backward_failure(self, out_slot: int, error: Exception) -> None:
+        raise GradientError(
+            f"{gate_title(self._nodes[out_slot])} failed in backward: {type(error).__name__}: {error}"
+        ) from error
+
+    def _gradient_tuple(self, input_grads: Any, out_slot: int) -> Any:
+        """What a backward returned, if it is one gradient per input (a list will do); else GradientError."""
+        if type(input_grads) is list and len(input_grads) == len(self._nodes[out_slot].inputs):
+            return input_grads
+        self._raise_gradient_count(out_slot, input_grads)
 
     def _raise_non_finite_gradient(self, values, out_slot, slot, upstream, grad) -> None:
         node = self._nodes[out_slot]
@@ -554,45 +584,6 @@ class ComputationalGraph:
                 f"{source.name!r} of shape {shape_of(value)}; it cannot be summed to that shape"
             )
         return float(fitted) if type(value) is float else fitted
-
-
-class _Plan:
-    """What a pass needs, computed once per change of the graph.
-
-    order: the nodes in topological order (networkx);
-    forward_steps: (gate.forward, input slots, output slot) per gate, in order;
-    backward_steps: (gate.backward, number of inputs, (position, slot) of each
-    input that needs a gradient, output slot) for the gates that need a
-    gradient, in reverse order.
-    """
-
-    def __init__(self, graph: ComputationalGraph):
-        by_name = graph._by_name
-        self.order = [by_name[name] for name in nx.topological_sort(graph.digraph)]
-        self.template = [None] * len(graph._nodes)
-        for slot, value in graph._constants.items():
-            self.template[slot] = value
-        self.inputs = [(node.name, node.index) for node in self.order if node.kind == INPUT]
-        self.params = [(node.name, node.index) for node in self.order if node.kind == PARAM]
-        self.gradient_leaves = [
-            node for node in self.order if node.kind in (INPUT, PARAM) and node.requires_grad
-        ]
-        self.forward_steps, self.backward_steps = [], []
-        for node in self.order:
-            if node.kind != GATE:
-                continue
-            slots = tuple([source.index for source in node.inputs])
-            self.forward_steps.append((node.gate.forward, slots, node.index))
-            if node.requires_grad:
-                targets = tuple(
-                    [(position, source.index) for position, source in enumerate(node.inputs) if source.requires_grad]
-                )
-                self.backward_steps.append((node.gate.backward, len(slots), targets, node.index))
-        self.backward_steps.reverse()
-        self.set_output(graph.output)
-
-    def set_output(self, output: Node) -> None:
-        self.output_slot = output.index
 
 
 @contextlib.contextmanager

@@ -67,8 +67,8 @@ def shape_of(value: Any) -> tuple[int, ...]:
 
 
 def public(value: Any) -> Any:
-    """A value as users get it: floats become numpy float64 scalars."""
-    if isinstance(value, float):
+    """A value as users get it: plain numbers become numpy float64 scalars."""
+    if isinstance(value, (float, int)):
         return np.float64(value)
     return value
 

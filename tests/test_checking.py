@@ -189,6 +189,7 @@ GATE_CASES = {
     "SumGate": (lambda: gates.SumGate(axis=0), [(3, 4)], None),
     "MeanGate": (lambda: gates.MeanGate(axis=1, keepdims=True), [(3, 4)], None),
     "LogSoftmaxGate": (getattr(gates, "LogSoftmaxGate", None), [(3, 4)], None),
+    "SquaredErrorGate": (gates.SquaredErrorGate, [(3, 4), (3, 4)], None),
 }
 CATALOGUE = [
     name for name in gates.__all__

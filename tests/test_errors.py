@@ -25,6 +25,11 @@ from graph import (
     NotAGateError,
 )
 
+
+# Every test runs twice: as straight-line code and as a loop (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("both_ways_of_running")
+
+
 # ---------------------------------------------------------------- graphs that must keep working
 
 GOOD_FEEDS = {"x": -2.0, "y": 5.0, "z": -4.0}
@@ -747,3 +752,41 @@ def test_messages_use_the_users_node_names():
         g.forward({"x": np.ones((2, 5))})
     assert re.search(r"'scores' \(MatMulGate\).*'x' \(2, 5\) and 'W' \(2, 3\)", str(caught.value))
     assert_matmul_works(g)
+
+
+# ---------------------------------------------------------------- the failing gate among several
+
+
+class Fragile(gates.Gate):
+    """Passes x through; fails on negative inputs in forward and on upstream above 10 in backward."""
+
+    def forward(self, x):
+        if np.any(x < 0):
+            raise ValueError("negative input")
+        return x
+
+    def backward(self, upstream):
+        if np.any(np.abs(upstream) > 10):
+            raise ArithmeticError("upstream too large")
+        return (upstream,)
+
+
+def test_the_failing_gate_is_named_among_several():
+    g = ComputationalGraph()
+    x, k = g.add_input("x"), g.add_input("k")
+    scaled = g.add_gate(gates.MultiplyGate(), x, 2.0, name="scaled")
+    fragile = g.add_gate(Fragile(), scaled, name="fragile")
+    g.add_gate(gates.SumGate(), g.add_gate(gates.MultiplyGate(), fragile, k, name="weighted"), name="total")
+    with pytest.raises(GateForwardError, match=(
+        r"gate 'fragile' \(Fragile\) failed in forward on inputs 'scaled' \(2,\): ValueError: negative input"
+    )):
+        g.forward({"x": np.array([1.0, -1.0]), "k": 1.0})
+    g.forward({"x": np.array([1.0, 2.0]), "k": 20.0})
+    with pytest.raises(GradientError, match=(
+        r"gate 'fragile' \(Fragile\) failed in backward: ArithmeticError: upstream too large"
+    )):
+        g.backward()
+    assert g.forward({"x": np.array([1.0, 2.0]), "k": 3.0}) == 18.0
+    grads = g.backward()
+    np.testing.assert_array_equal(grads["x"], [6.0, 6.0])
+    assert grads["k"] == 6.0

@@ -31,6 +31,7 @@ CATALOGUE = {
     "elu": (lambda: gates.ELUGate(alpha=1.5), AWAY_FROM_ZERO),
     "sum": (gates.SumGate, ANYWHERE),
     "mean": (gates.MeanGate, ANYWHERE),
+    "squared error": (gates.SquaredErrorGate, ANYWHERE),
 }
 
 

@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 import gates
-from graph import BackwardError, ComputationalGraph, Node
+from graph import BackwardError, ComputationalGraph, Node, schedule
+
+
+# Every test runs twice: as straight-line code and as a loop (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("both_ways_of_running")
 
 
 def test_nodes_have_given_or_generated_names():
@@ -290,3 +294,24 @@ def test_each_returned_gradient_is_its_own_array():
     assert grads["a"] is not grads["b"]
     grads["a"] += 1.0  # editing one gradient leaves the other alone
     np.testing.assert_array_equal(grads["b"], [2.0, 2.0, 2.0])
+
+
+def test_small_graphs_are_written_out_as_straight_line_code(monkeypatch):
+    """graph.schedule: one line per gate, like the lecture's hand-written loop; past the limit, a loop."""
+    g = ComputationalGraph()
+    x, y, z = g.add_input("x"), g.add_input("y"), g.add_input("z")
+    q = g.add_gate(gates.AddGate(), x, y, name="q")
+    g.add_gate(gates.MultiplyGate(), q, z, name="f")
+    monkeypatch.setattr(schedule, "STRAIGHT_LINE_LIMIT", 2)
+    written = schedule.Schedule(g)
+    assert written.source.splitlines()[:4] == [
+        "def forward_pass(values):",
+        "    values[3] = forward_3(values[0], values[1])  # 'q' = AddGate('x', 'y')",
+        "    values[4] = forward_4(values[3], values[2])  # 'f' = MultiplyGate('q', 'z')",
+        "    return values",
+    ]
+    assert "    # 'f' = MultiplyGate('q', 'z')" in written.source.splitlines()
+    g.add_gate(gates.NegateGate(), "f", name="minus_f")  # a third gate: past the limit
+    assert schedule.Schedule(g).forward_pass is None
+    assert g.forward({"x": -2.0, "y": 5.0, "z": -4.0}) == 12.0
+    assert g.backward() == {"x": 4.0, "y": 4.0, "z": -3.0}

@@ -1,4 +1,4 @@
-"""SoftmaxCrossEntropyGate and LogSoftmaxGate: values, gradients, stability, misuse."""
+"""SquaredErrorGate, SoftmaxCrossEntropyGate and LogSoftmaxGate: values, gradients, stability, misuse."""
 
 import re
 import warnings
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import gates
-from gates import LogSoftmaxGate, SoftmaxCrossEntropyGate, SumGate
+from gates import LogSoftmaxGate, SoftmaxCrossEntropyGate, SquaredErrorGate, SumGate
 from graph import ComputationalGraph, GateForwardError
 from graph.checking import numerical_gradient
 
@@ -193,3 +193,48 @@ def test_log_softmax_rejects_a_scalar():
     message = r"LogSoftmaxGate takes scores of shape \(C,\) or \(N, C\), got shape \(\)"
     with pytest.raises(GateForwardError, match=message):
         g.forward({"x": 1.0})
+
+
+# ---------------------------------------------------------------- the sum of squared errors
+
+
+def test_squared_error_is_the_lecture_loss_and_its_gradient():
+    """loss = np.square(y_pred - y).sum();  grad_y_pred = 2.0 * (y_pred - y), as in the lecture's loop."""
+    rng = np.random.default_rng(0)
+    y_pred, y = rng.standard_normal((64, 10)), rng.standard_normal((64, 10))
+    gate = SquaredErrorGate()
+    assert gate.forward(y_pred, y) == np.square(y_pred - y).sum()
+    dprediction, dtarget = gate.backward(1.0)
+    np.testing.assert_array_equal(dprediction, 2.0 * (y_pred - y))
+    np.testing.assert_array_equal(dtarget, -2.0 * (y_pred - y))
+    np.testing.assert_array_equal(gate.backward(0.5)[0], y_pred - y)
+
+
+def test_squared_error_gives_what_subtract_square_sum_give():
+    rng = np.random.default_rng(1)
+    feeds = {"p": rng.standard_normal((5, 3)), "t": rng.standard_normal(3)}  # t broadcasts over rows
+    results = []
+    for fused in (True, False):
+        g = ComputationalGraph()
+        p, t = g.add_input("p"), g.add_input("t")
+        if fused:
+            g.add_gate(SquaredErrorGate(), p, t)
+        else:
+            g.add_gate(SumGate(), (p - t) ** 2)
+        results.append((g.forward(feeds), g.backward()))
+    (fused_loss, fused_grads), (loss, grads) = results
+    assert fused_loss == pytest.approx(loss, rel=1e-15)
+    assert fused_grads["t"].shape == (3,)
+    for name in ("p", "t"):
+        np.testing.assert_allclose(fused_grads[name], grads[name], rtol=1e-14, err_msg=name)
+
+
+def test_squared_error_skips_the_target_gradient_nobody_needs():
+    g = ComputationalGraph()
+    prediction, target = g.add_input("prediction"), g.add_input("target", requires_grad=False)
+    gate = SquaredErrorGate()
+    g.add_gate(gate, prediction, target)
+    g.forward({"prediction": np.array([1.0, 2.0]), "target": np.array([0.0, 4.0])})
+    assert gate.backward(1.0)[1] is None
+    assert list(g.backward()) == ["prediction"]
+    np.testing.assert_array_equal(g.backward()["prediction"], [2.0, -4.0])

@@ -23,11 +23,12 @@ from __future__ import annotations
 import inspect
 
 import numpy as np
+import pytest
 from hypothesis import given, note
 from hypothesis import strategies as st
 
 import gates
-from graph import ComputationalGraph
+from graph import ComputationalGraph, schedule
 from graph.checking import numerical_gradient
 
 KINK = 0.05  # least distance from a kink (ReLU family at 0) or a tie (Max, Min)
@@ -87,6 +88,7 @@ BINARY = {
     "DivideGate": (gates.DivideGate, _denominator_away_from_zero),
     "MaxGate": (gates.MaxGate, _no_ties),
     "MinGate": (gates.MinGate, _no_ties),
+    "SquaredErrorGate": (gates.SquaredErrorGate, _anywhere),
 }
 OTHERS = ["PowerGate", "MatMulGate", "SumGate", "MeanGate", "LogSoftmaxGate", "SoftmaxCrossEntropyGate"]
 CATALOGUE = sorted([*UNARY, *BINARY, *OTHERS])
@@ -327,3 +329,23 @@ def test_backward_never_changes_a_value_from_forward(built):
         np.testing.assert_array_equal(g.value(node), before[node.name], err_msg=node.name)
     for name, value in leaves(built).items():
         np.testing.assert_array_equal(value, leaves_before[name], err_msg=name)
+
+
+@given(random_graphs())
+def test_straight_line_code_and_the_loop_agree_exactly(built):
+    """graph.schedule writes small graphs out as straight-line code; the loop must give the same bits."""
+    g, feeds = built.g, built.feeds
+    assert g._compiled().forward_pass is not None
+    with np.errstate(all="ignore"):
+        out = np.copy(g.forward(feeds))
+        upstream = random_upstream(built, out)
+        grads = {name: np.copy(grad) for name, grad in g.backward(upstream).items()}
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(schedule, "STRAIGHT_LINE_LIMIT", 0)
+            g.add_constant(0.0)  # any change of the graph makes a new schedule
+            assert g._compiled().forward_pass is None
+            np.testing.assert_array_equal(g.forward(feeds), out)
+            looped = g.backward(upstream)
+    assert looped.keys() == grads.keys()
+    for name in grads:
+        np.testing.assert_array_equal(looped[name], grads[name], err_msg=name)
