@@ -7,8 +7,21 @@ import numpy as np
 from gates.base import Gate
 
 
+#: Results with at most this many elements come from np.dot, bigger ones from np.matmul.
+#: Both call the same BLAS routine.  np.dot first fills its result with zeros, which
+#: costs more than it saves on a big result (the two-layer net's 1000 x 100 dW);
+#: np.matmul first sets up numpy's general ufunc machinery, a few microseconds that
+#: count on a small one (scripts/bench.py).
+SMALL_PRODUCT = 8192
+
+
+def _product(a, b):
+    """a @ b for a: (N, D) and b: (D, H), by the cheaper of np.dot and np.matmul."""
+    return a.dot(b) if a.shape[0] * b.shape[1] <= SMALL_PRODUCT else np.matmul(a, b)
+
+
 class MatMulGate(Gate):
-    """z = x @ W (np.matmul) for 1-D and 2-D operands.
+    """z = x @ W for 1-D and 2-D operands, as np.matmul computes it.
 
     x: (N, D) or (D,);  W: (D, H) or (D,);  z: (N, H), (H,), (N,) or a scalar.
     dz/dx = upstream @ W.T,  dz/dW = x.T @ upstream.
@@ -20,9 +33,12 @@ class MatMulGate(Gate):
     symbol = "@"
 
     def forward(self, x, W):
-        out = np.matmul(x, W)  # numpy rejects scalars and mismatched shapes
-        if x.ndim > 2 or W.ndim > 2:
-            raise ValueError(f"MatMulGate takes 1-D or 2-D operands, got shapes {x.shape} and {W.shape}")
+        if getattr(x, "ndim", 0) == 2 and getattr(W, "ndim", 0) == 2:
+            out = _product(x, W)
+        else:
+            out = np.matmul(x, W)  # numpy rejects scalars and mismatched shapes
+            if x.ndim > 2 or W.ndim > 2:
+                raise ValueError(f"MatMulGate takes 1-D or 2-D operands, got shapes {x.shape} and {W.shape}")
         self.x, self.W = x, W
         return out
 
@@ -38,6 +54,6 @@ class MatMulGate(Gate):
             dW = (x2.T @ upstream2).reshape(W.shape) if needs_W else None
             return dx, dW
         # x (N, D), W (D, H), upstream (N, H)
-        dx = upstream @ W.T if needs_x else None
-        dW = x.T @ upstream if needs_W else None
+        dx = _product(upstream, W.T) if needs_x else None
+        dW = _product(x.T, upstream) if needs_W else None
         return dx, dW
