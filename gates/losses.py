@@ -1,8 +1,9 @@
 """Loss gates: the sum of squared errors, log-softmax and softmax cross-entropy.
 
-Log-softmax and softmax cross-entropy shift each row of scores by its maximum before exponentiating, which
-changes nothing mathematically (softmax(s) = softmax(s - c) for any constant
-c) but keeps ``exp`` in (0, 1], so scores of 1e4 neither overflow nor give NaN.
+Log-softmax and softmax cross-entropy shift each row of scores by its
+maximum before exponentiating, which changes nothing mathematically
+(softmax(s) = softmax(s - c) for any constant c) but keeps ``exp`` in (0, 1],
+so scores of 1e4 neither overflow nor give NaN.
 
 Softmax cross-entropy is one fused gate rather than a composition of exp,
 sum, log and divide gates: it is faster, it is stable, and its backward is

@@ -10,8 +10,8 @@ The lecture's hand-written loop::
     w2 -= 1e-4 * grad_w2
 
 Here the same network is a graph (x @ w1 -> sigmoid -> @ w2 -> sum of squared
-errors against y) and the gradients come from ``g.backward()``.  With the same seed it
-prints the same losses as the hand-written loop.
+errors against y) and the gradients come from ``g.backward()``.  With the same
+seed it prints the same losses as the hand-written loop.
 
     python scripts/train_two_layer.py --iterations 100 --print-every 10
 """
