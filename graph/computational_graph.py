@@ -343,6 +343,14 @@ class ComputationalGraph:
 
         load_params(self, path)
 
+    def __getstate__(self) -> dict:
+        # A copy (copy.deepcopy, pickle) leaves the schedule behind and builds
+        # its own on its first pass: the straight-line code of this one calls
+        # this graph's gates, not the copy's.
+        state = self.__dict__.copy()
+        state["_plan"] = None
+        return state
+
     def __repr__(self) -> str:
         counts = {kind: 0 for kind in (INPUT, PARAM, CONSTANT, GATE)}
         for node in self._nodes:

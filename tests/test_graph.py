@@ -1,5 +1,8 @@
 """The ComputationalGraph API: building, running, gradients of any node, the schedule."""
 
+import copy
+import pickle
+
 import numpy as np
 import pytest
 
@@ -315,3 +318,17 @@ def test_small_graphs_are_written_out_as_straight_line_code(monkeypatch):
     assert schedule.Schedule(g).forward_pass is None
     assert g.forward({"x": -2.0, "y": 5.0, "z": -4.0}) == 12.0
     assert g.backward() == {"x": 4.0, "y": 4.0, "z": -3.0}
+
+
+def test_a_copied_or_pickled_graph_runs_its_own_gates():
+    g = ComputationalGraph()
+    x, w = g.add_input("x"), g.add_param("w", np.ones(3))
+    g.add_gate(gates.SumGate(), x * w)
+    assert g.forward({"x": np.array([1.0, 2.0, 3.0])}) == 6.0
+    for twin in (copy.deepcopy(g), pickle.loads(pickle.dumps(g))):
+        twin.params["w"][:] = 2.0
+        assert twin.forward({"x": np.array([10.0, 20.0, 30.0])}) == 120.0
+        np.testing.assert_array_equal(twin.backward()["w"], [10.0, 20.0, 30.0])
+    # The original's gates still hold its own pass.
+    np.testing.assert_array_equal(g.backward()["w"], [1.0, 2.0, 3.0])
+    assert g.params["w"][0] == 1.0
