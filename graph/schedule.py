@@ -144,4 +144,4 @@ class Schedule:
 def _describe(node: Node) -> str:
     """e.g. "'h' = SigmoidGate('xW')" for a comment in the generated code."""
     names = ", ".join(repr(source.name) if source.kind != CONSTANT else "constant" for source in node.inputs)
-    return f"{node.name!r} = {type(node.gate).__name__}({names})".replace("\n", " ")
+    return " ".join(f"{node.name!r} = {type(node.gate).__name__}({names})".splitlines())  # one line, whatever the names

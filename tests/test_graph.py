@@ -332,3 +332,12 @@ def test_a_copied_or_pickled_graph_runs_its_own_gates():
     # The original's gates still hold its own pass.
     np.testing.assert_array_equal(g.backward()["w"], [1.0, 2.0, 3.0])
     assert g.params["w"][0] == 1.0
+
+
+def test_line_breaks_in_names_stay_inside_the_generated_comments():
+    Odd = type("Odd\rGate\nraise_here = 1 / 0", (gates.NegateGate,), {})
+    g = ComputationalGraph()
+    x = g.add_input("x\ny")
+    g.add_gate(Odd(), x, name="odd\r\nname")
+    assert g.forward({"x\ny": 2.0}) == -2.0
+    assert g.backward() == {"x\ny": -1.0}
