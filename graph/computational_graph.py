@@ -216,7 +216,9 @@ class ComputationalGraph:
         -------
         float64 scalar or array: the value of ``g.output``.
         """
-        plan = self._compiled()
+        plan = self._plan
+        if plan is None or plan.output_slot != self._output.index:
+            plan = self._compiled()
         # Whatever happens next, the last pass's values are gone: a backward
         # after a failed forward must not quietly use them.
         self._values = self._grads = None
@@ -236,7 +238,7 @@ class ComputationalGraph:
         self._values = values
         self._failure = None
         out = values[plan.output_slot]
-        return out if type(out) is np.ndarray else public(out)
+        return out if isinstance(out, (np.ndarray, np.generic)) else public(out)
 
     def backward(self, upstream: Any = None) -> dict[str, Any]:
         """Backpropagate from the output; return d(output)/d(x) for every input and parameter that requires it.
@@ -256,7 +258,9 @@ class ComputationalGraph:
         values = self._values
         if values is None:
             raise BackwardError(f"backward needs a successful forward first ({self._why_no_values()})")
-        plan = self._compiled()
+        plan = self._plan
+        if plan is None or plan.output_slot != self._output.index:
+            plan = self._compiled()
         grads = [None] * len(values)
         if upstream is None and isinstance(values[plan.output_slot], float):
             grads[plan.output_slot] = 1.0  # the usual case: a scalar loss
@@ -427,7 +431,10 @@ class ComputationalGraph:
         values = plan.template.copy()
         try:
             for name, slot in plan.inputs:
-                values[slot] = to_value(feeds[name], "feed", name)
+                value = feeds[name]
+                if type(value) is not np.ndarray or value.dtype is not _FLOAT64 or not value.ndim:
+                    value = to_value(value, "feed", name)  # a float64 array is read as it is, without a call
+                values[slot] = value
         except KeyError:
             self._raise_feed_mismatch(plan, feeds)
         except TypeError:
