@@ -9,8 +9,11 @@ A gate is the lecture's modular unit::
         def backward(self, upstream):
             return upstream * self.y, upstream * self.x   # dz/dx = y, dz/dy = x
 
-``forward(*inputs)`` takes one value per input (a float or a float64 numpy
-array) and returns the output.  ``backward(upstream)`` takes dL/d(output), with
+``forward(*inputs)`` takes one value per input, always a numpy value: an array
+or a numpy float scalar (``np.float64(2.0)`` has ``.shape == ()``, ``.dtype``
+and numpy's division semantics), in the graph's dtype (float64, or float32
+when the graph was built with ``dtype=np.float32``), and returns the output
+in that dtype.  ``backward(upstream)`` takes dL/d(output), with
 the output's shape, and returns one gradient per input, in input order: the
 upstream gradient times the local gradient.  ``None`` stands for "no gradient"
 (treated as zero), for inputs such as integer labels.
@@ -43,10 +46,28 @@ class Gate:
         ``needs_x, needs_y = self.needs_input_grad or (True, True)``.
     symbol : str
         Short label used in pictures and traces, e.g. ``"+"`` or ``"exp"``.
+    training : bool
+        Set by the graph (``g.train()``, ``g.eval()``): True while training.
+        Only gates that behave differently in evaluation read it (batch
+        norm, dropout).  True for a gate used on its own.
+    rng : numpy.random.Generator, optional
+        A gate that draws random numbers (dropout) keeps its generator here.
+        Gradient checks restore its state before every forward, so each
+        forward of a check draws the same numbers.
+
+    Methods a gate may override, besides forward and backward:
+
+    - ``piece(*inputs)``: for a piecewise gate (ReLU, max, pooling), an array
+      that tells which piece of the formula each element is on; gradient
+      checks warn when a finite difference changes it (it crossed a kink).
+    - ``state_dict()`` / ``load_state_dict(state)``: arrays a gate keeps
+      from pass to pass (batch norm's running averages); saved with the
+      parameters and restored by gradient checks.
     """
 
     needs_input_grad: tuple[bool, ...] | None = None
     symbol: str = ""
+    training: bool = True
 
     def forward(self, *inputs: Any) -> Any:
         """Compute the output from the inputs and cache what backward needs."""
@@ -55,6 +76,24 @@ class Gate:
     def backward(self, upstream: Any) -> Sequence[Any]:
         """Return one gradient per input: upstream times the local gradient."""
         raise NotImplementedError(f"{type(self).__name__} does not define backward(upstream)")
+
+    def piece(self, *inputs: Any) -> Any:
+        """Which piece of a piecewise formula each element is on, for the inputs of forward; None if smooth.
+
+        For example ``np.sign(x)`` for ReLU (or a custom AbsGate), ``np.sign(x - y)``
+        for max.  A gradient check compares it at x - eps and x + eps: where it
+        changed, the finite difference crossed a kink and measures no derivative.
+        """
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Arrays this gate keeps between passes (not parameters), by name; empty for most gates."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Set what :meth:`state_dict` returns, from copies of ``state``'s arrays."""
+        if state:
+            raise ValueError(f"{type(self).__name__} keeps no state, got {sorted(state)}")
 
     def input_needs_grad(self, position: int) -> bool:
         """Whether input ``position`` needs a gradient (always True for a gate used alone)."""

@@ -80,6 +80,7 @@ class ComputationalGraph:
         self._grads: list | None = None  # of the last successful backward
         self._failure: str | None = None  # why the last forward failed
         self._constants: dict[int, Any] = {}  # constant values by slot
+        self._training = True
 
     # ------------------------------------------------------------------ building
 
@@ -150,8 +151,32 @@ class ComputationalGraph:
         requires_grad = any(node.requires_grad for node in input_nodes)
         node = self._add_node(name or self._fresh_name(gate_name), GATE, requires_grad, gate, input_nodes)
         gate.needs_input_grad = tuple(node.requires_grad for node in input_nodes)
+        gate.training = self._training
         gate.graph_node = node
         return node
+
+    # ------------------------------------------------------------------ modes
+
+    @property
+    def training(self) -> bool:
+        """True in training mode (the default), False after :meth:`eval`."""
+        return self._training
+
+    def train(self) -> ComputationalGraph:
+        """Training mode: batch norm uses the batch's statistics, dropout drops.  Returns the graph."""
+        self._set_mode(True)
+        return self
+
+    def eval(self) -> ComputationalGraph:
+        """Evaluation mode: batch norm uses its running averages, dropout is the identity.  Returns the graph."""
+        self._set_mode(False)
+        return self
+
+    def _set_mode(self, training: bool) -> None:
+        self._training = training
+        for node in self._nodes:
+            if node.gate is not None:
+                node.gate.training = training
 
     @property
     def output(self) -> Node | None:

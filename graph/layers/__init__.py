@@ -1,0 +1,10 @@
+"""Layers: functions that add a familiar block of gates and its parameters to a graph.
+
+Each returns the output node of the block, so a network is a few lines.
+Families: :mod:`graph.layers.dense` (fully connected layers, MLPs and weight
+initialization).
+"""
+
+from graph.layers.dense import INITIALIZERS, dense, he_normal, mlp, xavier_uniform
+
+__all__ = ["dense", "mlp", "he_normal", "xavier_uniform", "INITIALIZERS"]
