@@ -8,20 +8,35 @@ from __future__ import annotations
 
 import numpy as np
 
-from gates import math_functions
 from gates.base import Gate
+
+#: Below this, exp(-x) overflows (float64: about -709.78; float32: about -88.72).
+_EXP_OVERFLOW = {np.dtype(np.float64): -709.0, np.dtype(np.float32): -88.0}
+
+
+def sigmoid(x):
+    """1 / (1 + exp(-x)), elementwise, without overflow for any x; keeps x's dtype.
+
+    Where exp(-x) is finite everywhere, the textbook formula (the lecture's
+    own, so losses match its loop bit for bit, at half the stable formula's
+    cost); otherwise exp(-|x|), which lies in (0, 1] on both sides.
+    """
+    if x.size and np.minimum.reduce(x, axis=None) >= _EXP_OVERFLOW.get(x.dtype, -709.0):
+        return 1.0 / (1.0 + np.exp(-x))
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0.0, 1.0, e) / (1.0 + e)
 
 
 class SigmoidGate(Gate):
-    """z = 1 / (1 + exp(-x));  dz/dx = z (1 - z).
+    """z = 1 / (1 + exp(-x));  dz/dx = z (1 - z).  x: any shape.  Caches z.
 
-    Computed without overflow for any x (see ``math_functions.sigmoid``).
+    Computed without overflow for any x (see :func:`sigmoid`).
     """
 
     symbol = "sigmoid"
 
     def forward(self, x):
-        self.out = math_functions.sigmoid(x)
+        self.out = sigmoid(x)
         return self.out
 
     def backward(self, upstream):
@@ -35,7 +50,7 @@ class TanhGate(Gate):
     symbol = "tanh"
 
     def forward(self, x):
-        self.out = math_functions.tanh(x)
+        self.out = np.tanh(x)
         return self.out
 
     def backward(self, upstream):
@@ -55,6 +70,9 @@ class ReLUGate(Gate):
     def backward(self, upstream):
         return (upstream * (self.x > 0.0),)
 
+    def piece(self, x):
+        return np.sign(x)
+
 
 class LeakyReLUGate(Gate):
     """z = x where x > 0, else alpha x;  dz/dx = 1 where x > 0, else alpha."""
@@ -69,7 +87,10 @@ class LeakyReLUGate(Gate):
         return np.where(x > 0.0, x, self.alpha * x)
 
     def backward(self, upstream):
-        return (upstream * np.where(self.x > 0.0, 1.0, self.alpha),)
+        return (np.where(self.x > 0.0, upstream, self.alpha * upstream),)
+
+    def piece(self, x):
+        return np.sign(x)
 
     def __repr__(self) -> str:
         return f"LeakyReLUGate(alpha={self.alpha:g})"
@@ -91,7 +112,10 @@ class ELUGate(Gate):
         return self.out
 
     def backward(self, upstream):
-        return (upstream * np.where(self.x > 0.0, 1.0, self.out + self.alpha),)
+        return (np.where(self.x > 0.0, upstream, upstream * (self.out + self.alpha)),)
+
+    def piece(self, x):
+        return np.sign(x)
 
     def __repr__(self) -> str:
         return f"ELUGate(alpha={self.alpha:g})"

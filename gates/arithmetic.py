@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from gates import math_functions
 from gates.base import Gate
 
 
@@ -64,20 +63,20 @@ class DivideGate(Gate):
 
     def forward(self, x, y):
         self.y = y
-        self.out = math_functions.divide(x, y)
+        self.out = x / y
         return self.out
 
     def backward(self, upstream):
         needs_x, needs_y = self.needs_input_grad or (True, True)
-        dx = math_functions.divide(upstream, self.y) if needs_x else None
-        dy = math_functions.divide(-upstream * self.out, self.y) if needs_y else None
+        dx = upstream / self.y if needs_x else None
+        dy = -upstream * self.out / self.y if needs_y else None
         return dx, dy
 
 
 def _route(upstream, wins, ties):
     """The whole upstream where this input won, half of it on a tie, none where it lost."""
     if np.any(ties):
-        return upstream * (wins + 0.5 * ties)
+        return upstream * wins + (0.5 * upstream) * ties
     return upstream * wins
 
 
@@ -98,6 +97,9 @@ class MaxGate(Gate):
         dy = _route(upstream, y > x, ties) if needs_y else None
         return dx, dy
 
+    def piece(self, x, y):
+        return np.sign(x - y)
+
 
 class MinGate(Gate):
     """z = min(x, y);  dz/dx = 1 where x < y, 0 where x > y, 1/2 on a tie (and dz/dy alike)."""
@@ -115,6 +117,9 @@ class MinGate(Gate):
         dx = _route(upstream, x < y, ties) if needs_x else None
         dy = _route(upstream, y < x, ties) if needs_y else None
         return dx, dy
+
+    def piece(self, x, y):
+        return np.sign(x - y)
 
 
 class NegateGate(Gate):
@@ -135,7 +140,7 @@ class ExpGate(Gate):
     symbol = "exp"
 
     def forward(self, x):
-        self.out = math_functions.exp(x)
+        self.out = np.exp(x)
         return self.out
 
     def backward(self, upstream):
@@ -149,10 +154,10 @@ class LogGate(Gate):
 
     def forward(self, x):
         self.x = x
-        return math_functions.log(x)
+        return np.log(x)
 
     def backward(self, upstream):
-        return (math_functions.divide(upstream, self.x),)
+        return (upstream / self.x,)
 
 
 class ReciprocalGate(Gate):
@@ -161,7 +166,7 @@ class ReciprocalGate(Gate):
     symbol = "1/x"
 
     def forward(self, x):
-        self.out = math_functions.divide(1.0, x)
+        self.out = 1.0 / x
         return self.out
 
     def backward(self, upstream):
@@ -177,13 +182,13 @@ class PowerGate(Gate):
 
     def forward(self, x):
         self.x = x
-        return math_functions.power(x, self.p)
+        return np.power(x, self.p)
 
     def backward(self, upstream):
         p = self.p
         if p == 2.0:  # the common square: 2x, without a call to pow
-            return (upstream * 2.0 * self.x,)
-        return (upstream * p * math_functions.power(self.x, p - 1.0),)
+            return (upstream * (2.0 * self.x),)
+        return (upstream * (p * np.power(self.x, p - 1.0)),)
 
     def __repr__(self) -> str:
         return f"PowerGate(p={self.p:g})"

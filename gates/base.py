@@ -109,9 +109,19 @@ class Gate:
 
 
 def input_count(gate: Any) -> tuple[int, int | None]:
-    """(fewest, most) inputs ``gate.forward`` accepts; most is None for ``*inputs``."""
+    """(fewest, most) inputs ``gate.forward`` accepts; most is None for ``*inputs``.
+
+    Raises TypeError for a ``forward`` that is a staticmethod or classmethod:
+    a gate's forward caches on ``self``.
+    """
     if "forward" in getattr(gate, "__dict__", {}):  # a forward set on the instance itself
         return _count_positional(gate.forward, skip_first=False)
+    declared = inspect.getattr_static(type(gate), "forward", None)
+    if isinstance(declared, (staticmethod, classmethod)):
+        raise TypeError(
+            f"{type(gate).__name__}.forward is a {type(declared).__name__}: a gate's forward is an ordinary "
+            f"method, def forward(self, x, ...), so that it can cache what backward needs on self"
+        )
     return _count_positional(type(gate).forward, skip_first=True)
 
 

@@ -33,7 +33,7 @@ class MatMulGate(Gate):
     symbol = "@"
 
     def forward(self, x, W):
-        if getattr(x, "ndim", 0) == 2 and getattr(W, "ndim", 0) == 2:
+        if x.ndim == 2 and W.ndim == 2:
             out = _product(x, W)
         else:
             out = np.matmul(x, W)  # numpy rejects scalars and mismatched shapes

@@ -56,8 +56,8 @@ class LogSoftmaxGate(Gate):
     symbol = "log softmax"
 
     def forward(self, x):
-        if np.ndim(x) not in (1, 2):
-            raise ValueError(f"LogSoftmaxGate takes scores of shape (C,) or (N, C), got shape {np.shape(x)}")
+        if x.ndim not in (1, 2):
+            raise ValueError(f"LogSoftmaxGate takes scores of shape (C,) or (N, C), got shape {x.shape}")
         self.out = _log_softmax_rows(x)
         return self.out
 
@@ -98,13 +98,13 @@ class SoftmaxCrossEntropyGate(Gate):
         self.classes = _class_indices(np.reshape(labels, N), C)
         log_probs = _log_softmax_rows(scores2)
         self.probs = np.exp(log_probs)
-        return float(-np.mean(log_probs[np.arange(N), self.classes]))
+        return -np.mean(log_probs[np.arange(N), self.classes])
 
     def backward(self, upstream):
         N = self.probs.shape[0]
         dscores = self.probs.copy()
         dscores[np.arange(N), self.classes] -= 1.0
-        dscores *= upstream / N
+        dscores *= upstream * (1.0 / N)
         return dscores.reshape(self.shape), None
 
 

@@ -13,12 +13,12 @@ from gates.base import Gate
 
 def _spread(upstream, shape, axis, keepdims):
     """View ``upstream`` (the reduced shape) as an array of ``shape``."""
-    if not isinstance(upstream, np.ndarray) or upstream.ndim == 0:
+    if upstream.ndim == 0:
         # The common case, a loss summed over everything: a view repeating one
         # number (every stride 0), built directly.  np.broadcast_to does the
         # same in Python, and in a training loop that cost 3% of the two-layer
         # net's time (scripts/bench.py).
-        view = np.ndarray(shape, dtype=np.float64, buffer=np.array(float(upstream)), strides=(0,) * len(shape))
+        view = np.ndarray(shape, dtype=upstream.dtype, buffer=np.array(upstream), strides=(0,) * len(shape))
         view.flags.writeable = False
         return view
     if axis is not None and not keepdims:
@@ -41,7 +41,7 @@ class SumGate(Gate):
         self.keepdims = keepdims
 
     def forward(self, x):
-        self.shape = x.shape if isinstance(x, np.ndarray) else ()
+        self.shape = x.shape
         return np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)  # np.sum minus its wrapper
 
     def backward(self, upstream):
@@ -64,9 +64,9 @@ class MeanGate(Gate):
         self.keepdims = keepdims
 
     def forward(self, x):
-        self.shape = np.shape(x)
+        self.shape = x.shape
         total = np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)
-        self.count = max(np.size(x), 1) / max(np.size(total), 1)
+        self.count = max(x.size, 1) / max(total.size, 1)
         return total / self.count
 
     def backward(self, upstream):

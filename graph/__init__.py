@@ -8,6 +8,7 @@ from graph.checking import GradientCheckResult, check_gate, gradcheck, jacobian
 from graph.errors import (
     BackwardError,
     CheckError,
+    ConcurrentUseError,
     DrawingError,
     FeedError,
     FeedTypeError,
@@ -19,15 +20,17 @@ from graph.errors import (
     JacobianTooLargeError,
     NonFiniteError,
     NotAGateError,
+    OperandError,
     OptimizerError,
     ParameterFileError,
 )
-from graph.node import Node
+from graph.node import Node, NodeKind
 from graph.values import sum_to_shape
 
 __all__ = [
     "ComputationalGraph",
     "Node",
+    "NodeKind",
     "sum_to_shape",
     "gradcheck",
     "check_gate",
@@ -37,6 +40,8 @@ __all__ = [
     "GraphBuildError",
     "GateInputCountError",
     "NotAGateError",
+    "OperandError",
+    "ConcurrentUseError",
     "FeedError",
     "FeedTypeError",
     "GateForwardError",

@@ -26,9 +26,11 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-import gates
-from graph.errors import CheckError, GradientError, JacobianTooLargeError
-from graph.values import sum_to_shape
+from gates.base import input_count
+from graph import gate_state
+from graph.errors import CheckError, FeedTypeError, JacobianTooLargeError
+from graph.node import PARAM
+from graph.values import check_gradients, check_output, to_array
 
 #: Default tolerance on the relative error: ten times the worst rounding
 #: error seen on correct gates with eps = 1e-6; see :func:`gradcheck`.
@@ -47,9 +49,6 @@ _BANDS = (
     (np.inf, "wrong"),
 )
 
-# Gates whose output switches from one formula to another: a finite
-# difference that straddles the switch does not measure a derivative.
-_KINKED_GATES = (gates.MaxGate, gates.MinGate, gates.ReLUGate, gates.LeakyReLUGate, gates.ELUGate)
 
 
 def numerical_gradient(function: Callable[[], Any], x: Any, upstream: Any = 1.0, eps: float = 1e-6) -> Any:
@@ -281,7 +280,7 @@ def gradcheck(
     feeds : mapping of input name to number or array
         As for ``g.forward``.  Copied: your arrays are never perturbed.
     eps : float
-        Half the step of the centered difference (x + eps and x - eps).
+        Half the step of the centered difference (x + eps and x - eps), > 0.
     tol : float
         Largest relative error that passes.  The default 1e-5 passes correct
         gates in float64 (typically 1e-11 to 1e-8; the worst seen over
@@ -302,13 +301,18 @@ def gradcheck(
     Raises
     ------
     CheckError
-        If no input or parameter needs a gradient.
+        If no input or parameter needs a gradient, or eps or tol is unusable.
 
     Notes
     -----
+    Always computed in float64, whatever the graph's dtype (float32 has too
+    few digits for finite differences); the result says so.  Runs in the
+    graph's mode: in training mode, random gates (dropout) draw the same
+    numbers in every forward of the check, and state such as batch norm's
+    running averages is restored.  The graph is left exactly as it was: its
+    last pass, gate caches, state and parameters (``g.last_pass_kept()``).
     Costs two forward passes per element of every checked input: use small
-    shapes.  ``g.params`` and ``feeds`` are left as they were, and the graph
-    ends with a normal forward and backward pass at the given point.
+    shapes.
 
     Examples
     --------
@@ -319,41 +323,40 @@ def gradcheck(
     >>> bool(gradcheck(g, {"x": -2.0, "y": 5.0, "z": -4.0}))
     True
     """
-    feeds = dict(feeds or {})
-    g.forward(feeds)
-    upstream = _default_upstream(upstream, g.value(g.output), seed)
-    analytic = {name: np.array(grad, dtype=np.float64) for name, grad in g.backward(upstream).items()}
-    if not analytic:
-        raise CheckError("nothing to check: no input or parameter of the graph needs a gradient")
-    leaves = {node.name: node for node in g.nodes_topologically_sorted()}
-    watcher = _KinkWatcher(
-        [node for node in g.nodes_topologically_sorted() if isinstance(node.gate, _KINKED_GATES)],
-        lambda node: [g.value(source) for source in node.inputs],
-    )
-    rows = []
-    for name, gradient in analytic.items():
-        if leaves[name].kind == "param":
-            original = g.params[name]
-            perturbed = np.array(original, dtype=np.float64, order="C")
-            g.params[name] = perturbed
+    _check_step(eps, tol)
+    feeds = {name: np.array(value, dtype=np.float64) for name, value in (feeds or {}).items()}
+    order = g.nodes_topologically_sorted()
+    gate_nodes = [node for node in order if node.gate is not None]
+    with g.last_pass_kept(), g.computing_in(np.float64):
+        taken = [gate_state.snapshot(node.gate) for node in gate_nodes]
+
+        def forward():
+            for node, state in zip(gate_nodes, taken):  # the same random draws every time
+                gate_state.rewind_generator(node.gate, state)
+            return g.forward(feeds)
+
+        output = forward()
+        upstream = _default_upstream(upstream, output, seed)
+        analytic = {name: np.array(grad, dtype=np.float64) for name, grad in g.backward(upstream).items()}
+        if not analytic:
+            raise CheckError("nothing to check: no input or parameter of the graph needs a gradient")
+        watcher = _KinkWatcher(
+            [node for node in gate_nodes if _piece(node.gate, [g.value(source) for source in node.inputs]) is not None],
+            lambda node: (node.gate, [g.value(source) for source in node.inputs]),
+        )
+        by_name = g.nodes_by_name
+        rows = []
+        for name, gradient in analytic.items():
+            where = g.params if by_name[name].kind is PARAM else feeds
+            original = where[name]
+            perturbed = where[name] = np.array(original, dtype=np.float64, order="C")
             try:
-                numeric, kinks, crossed = watcher.differences(lambda: g.forward(feeds), perturbed, upstream, eps)
+                numeric, kinks, crossed = watcher.differences(forward, perturbed, upstream, eps)
             finally:
-                g.params[name] = original
-        else:
-            original = feeds[name]
-            perturbed = np.array(original, dtype=np.float64, order="C")
-            feeds[name] = perturbed
-            try:
-                numeric, kinks, crossed = watcher.differences(lambda: g.forward(feeds), perturbed, upstream, eps)
-            finally:
-                feeds[name] = original
-        rows.append((name, gradient, numeric, kinks, crossed))
-    # Leave the graph as after an ordinary pass at the point that was checked.
-    g.forward(feeds)
-    g.backward(upstream)
-    output = g.output.name if g.output is not None else "output"
-    return GradientCheckResult(_compare(rows), tol, eps, f"graph output {output!r}")
+                where[name] = original
+            rows.append((name, gradient, numeric, kinks, crossed))
+    output_name = g.output.name if g.output is not None else "output"
+    return GradientCheckResult(_compare(rows), tol, eps, f"graph output {output_name!r}{_dtype_note(g.dtype)}")
 
 
 def check_gate(
@@ -366,18 +369,22 @@ def check_gate(
 ) -> GradientCheckResult:
     """Check one gate's backward against centered differences of its forward.
 
-    The gate runs on its own, outside any graph, on float64 copies of
-    ``inputs``.  Its backward gets a random upstream gradient (from ``seed``),
-    so every output element matters; gradients are summed over broadcast
-    axes (as the graph would) before they are compared; ``None`` counts as 0.
+    The gate runs on its own, in float64, on copies of ``inputs``.  Its
+    backward gets a random upstream gradient (from ``seed``), so every output
+    element matters.  What it returns goes through the graph's own check
+    (:func:`graph.values.check_gradients`: count, type, shape, and summing
+    broadcast axes); ``None`` means "no gradient" and is not compared.  A gate
+    that belongs to a graph is left exactly as it was (cache, state,
+    generator), so checking it between a forward and a backward changes
+    nothing.
 
     Parameters
     ----------
     gate : Gate
-        Any object with ``forward(*inputs)`` and ``backward(upstream)``.
+        An instance with ``forward(*inputs)`` and ``backward(upstream)``.
     *inputs : numbers or arrays
-        Where to check.  Keep clear of kinks (x == y for max, 0 for ReLU)
-        and of the edges of a domain (0 for log).
+        Where to check, one per input of forward.  Keep clear of kinks
+        (x == y for max, 0 for ReLU) and of the edges of a domain (0 for log).
     eps, tol, upstream, seed
         As for :func:`gradcheck`.
 
@@ -388,9 +395,13 @@ def check_gate(
 
     Raises
     ------
-    GradientError
-        If backward returns the wrong number of gradients, or one that cannot
-        be summed to its input's shape.
+    CheckError
+        For a class instead of a gate, the wrong number of inputs, or inputs
+        that are not real numbers.
+    GateForwardError, GradientError
+        If forward returns something that is not real numbers, or backward
+        returns the wrong number of gradients, a wrong type, or a gradient
+        of the wrong shape.
 
     Examples
     --------
@@ -398,49 +409,37 @@ def check_gate(
     >>> bool(check_gate(gates.SigmoidGate(), np.array([-1.0, 0.5, 2.0])))
     True
     """
-    arrays = [np.array(value, dtype=np.float64, order="C") for value in inputs]
-    gate_name = type(gate).__name__
+    _check_step(eps, tol)
+    gate_name = _check_gate_and_inputs(gate, inputs)
+    arrays = [to_array(value, np.float64, "check_gate input", name) for value, name in zip(inputs, _input_names(gate, len(inputs)))]
+    names = _input_names(gate, len(arrays))
+    who = (f"gate {gate_name}", names)
+    taken = gate_state.snapshot(gate)
 
     def run() -> Any:
-        # Scalars go in as plain floats, as the graph passes them.
-        return gate.forward(*[float(a) if a.ndim == 0 else a for a in arrays])
+        gate_state.rewind_generator(gate, taken)
+        out = gate.forward(*[a[()] if a.ndim == 0 else a for a in arrays])  # 0-d: a numpy scalar, as the graph passes it
+        if not (type(out) in (np.ndarray, np.float64) and out.dtype == np.float64):
+            out = check_output(out, np.dtype(np.float64), who)
+        return out
 
-    saved_flags = gate.__dict__.get("needs_input_grad", None) if hasattr(gate, "__dict__") else None
     gate.needs_input_grad = None  # on its own, every input needs a gradient
     try:
         output = run()
         upstream = _default_upstream(upstream, output, seed)
-        gradients = gate.backward(upstream)
-        if len(gradients) != len(arrays):
-            raise GradientError(
-                f"{gate_name}.backward returned {len(gradients)} gradient(s) for {len(arrays)} input(s)"
-            )
-        names = _input_names(gate, len(arrays))
-        analytic, skipped = [], []
+        returned = gate.backward(upstream)
+        inputs_now = [a[()] if a.ndim == 0 else a for a in arrays]
+        gradients = check_gradients(returned, inputs_now, np.shape(output), np.dtype(np.float64), who)
+        watcher = _KinkWatcher([gate] if _piece(gate, inputs_now) is not None else [], lambda _: (gate, arrays))
+        rows, skipped = [], []
         for name, gradient, array in zip(names, gradients, arrays):
             if gradient is None:  # "needs no gradient" (labels): nothing to compare
-                analytic.append(None)
                 skipped.append(name)
                 continue
-            fitted = sum_to_shape(gradient, array.shape)
-            if fitted is None:
-                raise GradientError(
-                    f"{gate_name}.backward returned a gradient of shape {np.shape(gradient)} for input "
-                    f"{name!r} of shape {array.shape}; it cannot be summed to that shape"
-                )
-            analytic.append(np.array(fitted, dtype=np.float64))
-        watcher = _KinkWatcher([gate] if isinstance(gate, _KINKED_GATES) else [], lambda _: arrays)
-        rows = []
-        for name, gradient, array in zip(names, analytic, arrays):
-            if gradient is None:
-                continue
             numeric, kinks, crossed = watcher.differences(run, array, upstream, eps)
-            rows.append((name, gradient, numeric, kinks, crossed))
+            rows.append((name, np.array(gradient, dtype=np.float64), numeric, kinks, crossed))
     finally:
-        if saved_flags is None:
-            gate.__dict__.pop("needs_input_grad", None)
-        else:
-            gate.needs_input_grad = saved_flags
+        gate_state.restore(gate, taken)
     return GradientCheckResult(_compare(rows), tol, eps, f"gate {gate_name}", skipped)
 
 
@@ -460,8 +459,8 @@ def jacobian(
 
     Returns
     -------
-    float64 array of shape ``output.shape + wrt.shape``: element
-    ``[i..., j...]`` is d output[i...] / d wrt[j...].
+    array of the graph's dtype, of shape ``output.shape + wrt.shape``:
+    element ``[i..., j...]`` is d output[i...] / d wrt[j...].
 
     Raises
     ------
@@ -474,37 +473,32 @@ def jacobian(
 
     Notes
     -----
-    Afterwards the graph holds the forward values for ``feeds`` and, for a
-    scalar output, its ordinary gradients; for an array output, the
-    gradients of its last element.
+    The graph is left exactly as it was (``g.last_pass_kept()``).
     """
-    output = np.asarray(g.forward(feeds), dtype=np.float64)
     node = g.node(wrt)
     if not node.requires_grad:
         raise CheckError(f"{node.name!r} needs no gradient ({node.kind}), so it has no Jacobian")
-    in_shape = np.shape(g.value(node))
-    in_size = int(np.prod(in_shape, dtype=np.int64))
-    total = output.size * in_size
-    if total > max_elements:
-        raise JacobianTooLargeError(
-            f"the Jacobian of {g.output.name!r} {output.shape} with respect to {node.name!r} {in_shape} "
-            f"would be {output.size:,} x {in_size:,} = {total:,} elements ({total * 8 / 1e9:.3g} GB), "
-            f"more than max_elements={max_elements:,}; backward never builds it: it computes "
-            f"upstream x Jacobian directly (the lecture's 409600 x 409600 example)"
-        )
-    result = np.zeros(output.shape + in_shape)
-    rows = result.reshape(output.size, in_size)
-    if output.ndim == 0:
-        g.backward()
-        rows[0] = np.ravel(g.grad(node))
-        return result
-    upstream = np.zeros(output.shape)
-    flat_upstream = upstream.reshape(-1)
-    for k in range(output.size):
-        flat_upstream[k] = 1.0
-        g.backward(upstream)
-        rows[k] = np.ravel(g.grad(node))
-        flat_upstream[k] = 0.0
+    with g.last_pass_kept():
+        output = g.forward(feeds)
+        in_shape = np.shape(g.value(node))
+        in_size = int(np.prod(in_shape, dtype=np.int64))
+        total = output.size * in_size
+        if total > max_elements:
+            raise JacobianTooLargeError(
+                f"the Jacobian of {g.output.name!r} {output.shape} with respect to {node.name!r} {in_shape} "
+                f"would be {output.size:,} x {in_size:,} = {total:,} elements ({total * 8 / 1e9:.3g} GB), "
+                f"more than max_elements={max_elements:,}; backward never builds it: it computes "
+                f"upstream x Jacobian directly (the lecture's 409600 x 409600 example)"
+            )
+        result = np.zeros(output.shape + in_shape, dtype=g.dtype)
+        rows = result.reshape(output.size, in_size)
+        upstream = np.zeros(output.shape, dtype=g.dtype)
+        flat_upstream = upstream.reshape(-1)
+        for k in range(output.size):
+            flat_upstream[k] = 1.0
+            g.backward(upstream)
+            rows[k] = np.ravel(g.grad(node))
+            flat_upstream[k] = 0.0
     return result
 
 
@@ -512,16 +506,16 @@ def jacobian(
 
 
 class _KinkWatcher:
-    """Runs centered differences while watching the winners of kinked gates.
+    """Runs centered differences while watching the pieces of piecewise gates (``gate.piece``).
 
-    ``inputs_of(gate_or_node)`` gives the current inputs of each watched
-    gate after a forward.  numerical_gradient evaluates x[i] + eps, then
+    ``gate_and_inputs(item)`` gives a watched gate and its current inputs
+    after a forward.  numerical_gradient evaluates x[i] + eps, then
     x[i] - eps, for i in order, so calls 2i and 2i + 1 belong to element i.
     """
 
-    def __init__(self, watched: list, inputs_of: Callable[[Any], list]):
+    def __init__(self, watched: list, gate_and_inputs: Callable[[Any], tuple]):
         self.watched = watched
-        self.inputs_of = inputs_of
+        self.gate_and_inputs = gate_and_inputs
 
     def differences(self, function, x, upstream, eps) -> tuple[np.ndarray, np.ndarray, list[str]]:
         kinks = np.zeros(x.shape, dtype=bool)
@@ -534,31 +528,25 @@ class _KinkWatcher:
 
         def watched_function():
             out = function()
-            winners = [_winners(item, self.inputs_of(item)) for item in self.watched]
+            pieces = [_piece(*self.gate_and_inputs(item)) for item in self.watched]
             if calls[0] % 2 == 1:
-                for item, before, after in zip(self.watched, previous, winners):
+                for item, before, after in zip(self.watched, previous, pieces):
                     if not np.array_equal(before, after):
                         flat_kinks[calls[0] // 2] = True
-                        name = _watched_name(item)
+                        name = getattr(item, "name", None) or type(item).__name__
                         if name not in crossed:
                             crossed.append(name)
-            previous[:] = winners
+            previous[:] = pieces
             calls[0] += 1
             return out
 
         return numerical_gradient(watched_function, x, upstream, eps), kinks, crossed
 
 
-def _winners(item: Any, inputs: list) -> np.ndarray:
-    """Which side of its kink each element of a max/min/ReLU-family gate is on."""
-    gate = getattr(item, "gate", None) or item
-    if isinstance(gate, (gates.MaxGate, gates.MinGate)):
-        return np.sign(np.asarray(inputs[0]) - np.asarray(inputs[1]))
-    return np.sign(np.asarray(inputs[0]))
-
-
-def _watched_name(item: Any) -> str:
-    return getattr(item, "name", None) or type(item).__name__
+def _piece(gate: Any, inputs: list) -> Any:
+    """``gate.piece(*inputs)``: where a piecewise gate is on its formula; None for a smooth gate."""
+    piece = getattr(gate, "piece", None)
+    return piece(*inputs) if callable(piece) else None
 
 
 def _compare(rows: list[tuple]) -> list[InputCheck]:
@@ -576,10 +564,47 @@ def _compare(rows: list[tuple]) -> list[InputCheck]:
 
 def _default_upstream(upstream: Any, output: Any, seed: int) -> Any:
     if upstream is not None:
-        return upstream
+        return np.asarray(upstream, dtype=np.float64)[()]
     if np.ndim(output) == 0:
-        return 1.0
+        return np.float64(1.0)
     return np.random.default_rng(seed).standard_normal(np.shape(output))
+
+
+def _check_step(eps: Any, tol: Any) -> None:
+    """CheckError unless eps > 0 and tol >= 0 are finite numbers."""
+    for what, value, low in (("eps", eps, "> 0"), ("tol", tol, ">= 0")):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise CheckError(f"{what} must be a number {low}, got {value!r}") from None
+        if not np.isfinite(number) or number < 0 or (what == "eps" and number == 0):
+            raise CheckError(f"{what} must be a finite number {low}, got {value!r}")
+
+
+def _check_gate_and_inputs(gate: Any, inputs: tuple) -> str:
+    """The gate's class name, after checking it is a gate instance given the right number of inputs."""
+    if isinstance(gate, type):
+        raise CheckError(f"check_gate takes a gate instance, got the class {gate.__name__}: write {gate.__name__}()")
+    if not (callable(getattr(gate, "forward", None)) and callable(getattr(gate, "backward", None))):
+        raise CheckError(f"check_gate takes a gate (with forward and backward), got {type(gate).__name__}")
+    name = type(gate).__name__
+    try:
+        fewest, most = input_count(gate)
+    except TypeError as error:
+        raise CheckError(str(error)) from None
+    if len(inputs) < fewest or (most is not None and len(inputs) > most):
+        takes = f"{fewest}" if fewest == most else f"{fewest} to {most}" if most else f"at least {fewest}"
+        raise CheckError(f"check_gate: {name}.forward takes {takes} input(s), got {len(inputs)}")
+    for position, value in enumerate(inputs):
+        try:
+            to_array(value, np.float64, "input")
+        except FeedTypeError as error:
+            raise CheckError(f"check_gate: input {position} of {name} is not real numbers: {error}") from None
+    return name
+
+
+def _dtype_note(dtype: Any) -> str:
+    return "" if np.dtype(dtype) == np.float64 else f" (checked in float64; the graph computes in {np.dtype(dtype)})"
 
 
 def _input_names(gate: Any, count: int) -> list[str]:

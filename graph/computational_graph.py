@@ -2,44 +2,55 @@
 
 The lecture's recipe, run for real::
 
-    forward:   for gate in nodes_topologically_sorted(): gate.forward(...)
-    backward:  the output's gradient is 1; for gate in reversed order:
+    forward:   for gate in topological order: value = gate.forward(*input values)
+    backward:  the output's gradient is 1; for gate in reverse order:
                gradients = gate.backward(upstream)
                and where a value feeds several gates, the gradients add.
 
-The topological order, and from it a flat list of forward and backward steps,
-is computed once per change of the graph, not once per pass (see
-:mod:`graph.schedule`).  Values and gradients live in lists indexed by each
-node's slot, so a pass is a plain loop, or for a small graph the same steps
-written out as straight-line code, with no dictionary lookups or graph walks
-in it.
+:meth:`ComputationalGraph.forward` and :meth:`ComputationalGraph.backward` are
+those two loops.  The order, and from it a flat list of steps for each loop,
+is computed once per change of the graph (:mod:`graph.schedule`).  Values
+and gradients live in lists indexed by each node's slot.  Every value is a
+numpy array or numpy float scalar of the graph's dtype (:mod:`graph.values`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import difflib
-import gc
-from typing import Any, Iterable, Mapping
+import threading
+from typing import Any, Iterator, Mapping
 
 import networkx as nx
 import numpy as np
 
 from gates.base import input_count
+from graph import gate_state
 from graph.errors import (
     BackwardError,
+    ConcurrentUseError,
     FeedError,
     GateForwardError,
     GateInputCountError,
     GradientError,
     GraphBuildError,
+    GraphError,
     NonFiniteError,
     NotAGateError,
 )
 from graph.messages import gate_title, input_list, non_finite_kind, show
-from graph.node import CONSTANT, GATE, INPUT, PARAM, Node
+from graph.node import CONSTANT, GATE, INPUT, PARAM, Node, NodeKind
 from graph.schedule import Schedule
-from graph.values import _FLOAT64, public, shape_of, sum_to_shape, to_array, to_value
+from graph.values import (
+    _VALUE_TYPES,
+    check_gradients,
+    check_output,
+    graph_dtype,
+    read_only,
+    to_array,
+    to_value,
+)
 
 NodeLike = Node | str
 
@@ -49,6 +60,10 @@ class ComputationalGraph:
 
     Parameters
     ----------
+    dtype : numpy float dtype
+        ``np.float64`` (the default) or ``np.float32``.  Feeds, constants and
+        parameters are converted to it, and every value and gradient stays
+        in it.
     check_finite : bool
         If True, every gate's output (forward) and every gradient (backward)
         is checked, and the first NaN or inf raises :class:`NonFiniteError`
@@ -66,21 +81,22 @@ class ComputationalGraph:
     {'x': -4.0, 'y': -4.0, 'z': 3.0}
     """
 
-    def __init__(self, check_finite: bool = False):
-        self._digraph = nx.DiGraph()  # filled lazily, see the digraph property
-        #: Parameter values by name: float64 arrays owned by the graph.
+    def __init__(self, dtype: Any = np.float64, check_finite: bool = False):
+        self.dtype = graph_dtype(dtype)
+        #: Parameter values by name: arrays of the graph's dtype, owned by the graph.
         #: Update them in place (``g.params["w"] -= lr * grad``) between passes.
         self.params: dict[str, np.ndarray] = {}
         self.check_finite = check_finite
         self._nodes: list[Node] = []  # by slot, in the order they were added
         self._by_name: dict[str, Node] = {}
+        self._constants: dict[int, Any] = {}  # read-only constant values by slot
         self._output: Node | None = None
-        self._plan: Schedule | None = None  # compiled on the first pass after a change
-        self._values: list | None = None  # of the last successful forward
-        self._grads: list | None = None  # of the last successful backward
-        self._failure: str | None = None  # why the last forward failed
-        self._constants: dict[int, Any] = {}  # constant values by slot
         self._training = True
+        self._digraph = nx.DiGraph()  # filled in bulk when asked for, see digraph
+        self._schedule: Schedule | None = None  # computed on the first pass after a change
+        self._forget_last_pass("run forward first")
+        self._lock = threading.Lock()  # one pass at a time
+        self._running_in: int | None = None  # the thread inside forward or backward
 
     # ------------------------------------------------------------------ building
 
@@ -93,19 +109,20 @@ class ComputationalGraph:
         return self._add_node(self._check_new_name(name), INPUT, bool(requires_grad))
 
     def add_param(self, name: str, value: Any) -> Node:
-        """Add a trainable parameter; its value (copied to float64) lives in ``g.params[name]``."""
+        """Add a trainable parameter; a copy of ``value`` in the graph's dtype lives in ``g.params[name]``."""
         name = self._check_new_name(name)
-        array = to_array(value, f"parameter {name!r}")
+        array = to_array(value, self.dtype, "parameter", name)
         node = self._add_node(name, PARAM, True)
         self.params[name] = array
         return node
 
     def add_constant(self, value: Any, name: str | None = None) -> Node:
-        """Add a constant: a value that never gets a gradient."""
+        """Add a constant: a value that never gets a gradient and never changes."""
         name = self._check_new_name(name) if name is not None else None
-        value = to_value(value, "constant", name)
-        if isinstance(value, np.ndarray):
+        value = to_value(value, self.dtype, "constant", name)
+        if type(value) is np.ndarray:
             value = value.copy()  # later changes to the caller's array must not leak in
+            value.flags.writeable = False
         node = self._add_node(name or self._fresh_name("constant"), CONSTANT, False)
         self._constants[node.index] = value
         return node
@@ -117,16 +134,13 @@ class ComputationalGraph:
         numbers/arrays (added as constants).  The number of inputs must fit
         the gate's ``forward`` signature.  Each gate instance is used once.
         """
+        gate_name = type(gate).__name__
+        if isinstance(gate, type):
+            raise NotAGateError(f"add_gate expects a gate instance, got the class {gate.__name__}: write {gate.__name__}()")
         if not (callable(getattr(gate, "forward", None)) and callable(getattr(gate, "backward", None))):
             raise NotAGateError(
-                f"add_gate expects a gate (a gates.Gate subclass with forward and backward), "
-                f"got {type(gate).__name__}"
+                f"add_gate expects a gate (a gates.Gate subclass with forward and backward), got {gate_name}"
             )
-        if isinstance(gate, type):
-            raise NotAGateError(
-                f"add_gate expects a gate instance, got the class {gate.__name__}: write {gate.__name__}()"
-            )
-        gate_name = type(gate).__name__
         used_as = getattr(gate, "graph_node", None)
         if used_as is not None:
             where = "" if getattr(used_as, "graph", self) is self else " in another graph"
@@ -134,12 +148,13 @@ class ComputationalGraph:
                 f"this {gate_name} instance is already used (as {getattr(used_as, 'name', used_as)!r}{where}); "
                 f"a gate is used in one place only: create a new {gate_name}() for each use"
             )
-        fewest, most = input_count(gate)
+        try:
+            fewest, most = input_count(gate)
+        except TypeError as error:
+            raise NotAGateError(str(error)) from None
         if len(inputs) < fewest or (most is not None and len(inputs) > most):
             takes = f"{fewest}" if fewest == most else f"{fewest} to {most}" if most else f"at least {fewest}"
-            raise GateInputCountError(
-                f"{gate_name} takes {takes} input{'s' if most != 1 else ''}, got {len(inputs)}"
-            )
+            raise GateInputCountError(f"{gate_name} takes {takes} input{'s' if most != 1 else ''}, got {len(inputs)}")
         if name is not None:
             name = self._check_new_name(name)
         resolved = [self._resolve_input(item, gate_name) for item in inputs]
@@ -154,29 +169,6 @@ class ComputationalGraph:
         gate.training = self._training
         gate.graph_node = node
         return node
-
-    # ------------------------------------------------------------------ modes
-
-    @property
-    def training(self) -> bool:
-        """True in training mode (the default), False after :meth:`eval`."""
-        return self._training
-
-    def train(self) -> ComputationalGraph:
-        """Training mode: batch norm uses the batch's statistics, dropout drops.  Returns the graph."""
-        self._set_mode(True)
-        return self
-
-    def eval(self) -> ComputationalGraph:
-        """Evaluation mode: batch norm uses its running averages, dropout is the identity.  Returns the graph."""
-        self._set_mode(False)
-        return self
-
-    def _set_mode(self, training: bool) -> None:
-        self._training = training
-        for node in self._nodes:
-            if node.gate is not None:
-                node.gate.training = training
 
     @property
     def output(self) -> Node | None:
@@ -197,15 +189,30 @@ class ComputationalGraph:
         if isinstance(node_or_name, str):
             found = self._by_name.get(node_or_name)
             if found is None:
-                raise GraphBuildError(
-                    f"this graph has no node named {node_or_name!r}{self._suggest(node_or_name, self._by_name)}"
-                )
+                raise GraphBuildError(f"this graph has no node named {node_or_name!r}{_suggest(node_or_name, self._by_name)}")
             return found
-        raise TypeError(f"expected a Node or a node name, got {type(node_or_name).__name__}")
+        raise GraphBuildError(f"expected a Node of this graph or a node name, got {type(node_or_name).__name__}")
+
+    @property
+    def nodes(self) -> list[Node]:
+        """All nodes, in the order they were added (a node's ``index`` is its place here)."""
+        return list(self._nodes)
+
+    @property
+    def nodes_by_name(self) -> Mapping[str, Node]:
+        """All nodes by name (a read-only mapping)."""
+        return _ReadOnlyMapping(self._by_name)
+
+    def constant_value(self, node: NodeLike) -> Any:
+        """The value of a constant node (read-only)."""
+        node = self.node(node)
+        if node.kind is not CONSTANT:
+            raise GraphBuildError(f"{node.name!r} is a {node.kind}, not a constant")
+        return self._constants[node.index]
 
     @property
     def digraph(self) -> nx.DiGraph:
-        """The graph as a networkx DiGraph: nodes are node names (``g.node(name)`` gives the Node), edges input -> gate.
+        """The graph as a read-only networkx DiGraph: nodes are node names, edges input -> gate.
 
         Brought up to date in bulk when asked for, rather than one networkx
         call per added node, which costs more than the rest of adding a gate.
@@ -215,17 +222,29 @@ class ComputationalGraph:
         if known < len(nodes):
             new = nodes[known:]
             digraph.add_nodes_from([node.name for node in new])
-            digraph.add_edges_from((source.name, node.name) for node in new for source in node.inputs)
-        return digraph
-
-    @property
-    def nodes(self) -> list[Node]:
-        """All nodes, in the order they were added."""
-        return list(self._nodes)
+            digraph.add_edges_from([(source.name, node.name) for node in new for source in node.inputs])
+        return nx.freeze(digraph.copy(as_view=True))
 
     def nodes_topologically_sorted(self) -> list[Node]:
         """All nodes, each after the nodes it depends on (networkx's topological sort)."""
-        return list(self._compiled().order)
+        return list(self._current_schedule().order)
+
+    # ------------------------------------------------------------------ modes
+
+    @property
+    def training(self) -> bool:
+        """True in training mode (the default), False after :meth:`eval`."""
+        return self._training
+
+    def train(self) -> ComputationalGraph:
+        """Training mode: batch norm uses the batch's statistics, dropout drops.  Returns the graph."""
+        self._set_mode(True)
+        return self
+
+    def eval(self) -> ComputationalGraph:
+        """Evaluation mode: batch norm uses its running averages, dropout passes values through.  Returns the graph."""
+        self._set_mode(False)
+        return self
 
     # ------------------------------------------------------------------ running
 
@@ -235,35 +254,35 @@ class ComputationalGraph:
         Parameters
         ----------
         feeds : mapping of input name to number or array
-            One value per input of the graph, converted to float64.
+            One value per input of the graph, converted to the graph's dtype
+            (an array already of that dtype is read in place, not copied).
 
         Returns
         -------
-        float64 scalar or array: the value of ``g.output``.
+        numpy scalar or read-only array: the value of ``g.output``.
         """
-        plan = self._plan
-        if plan is None or plan.output_slot != self._output.index:
-            plan = self._compiled()
-        # Whatever happens next, the last pass's values are gone: a backward
-        # after a failed forward must not quietly use them.
-        self._values = self._grads = None
-        try:
-            values = self._read_leaves(plan, feeds if feeds is not None else {})
-        except (ValueError, TypeError) as error:
-            self._failure = f"the last forward was given bad feeds: {error}"
-            raise
-        self._failure = "a forward pass failed"
-        if plan.forward_pass is None or self.check_finite:
-            self._run_gates(plan, values)
-        else:
+        with self._one_pass_at_a_time():
+            schedule = self._current_schedule()
+            self._forget_last_pass("the last forward failed")
             try:
-                plan.forward_pass(values)
-            except Exception as error:
-                self._raise_gate_failure(values, plan.failing_slot(error.__traceback__, backward=False), error)
-        self._values = values
-        self._failure = None
-        out = values[plan.output_slot]
-        return out if isinstance(out, (np.ndarray, np.generic)) else public(out)
+                values = self._leaf_values(schedule, feeds)
+            except GraphError as error:
+                self._why_no_values = f"the last forward was given bad feeds: {error}"
+                raise
+            dtype, value_types, check_finite = self.dtype, _VALUE_TYPES[self.dtype], self.check_finite
+            for node, forward, slots in schedule.forward_steps:
+                inputs = [values[slot] for slot in slots]
+                try:
+                    out = forward(*inputs)
+                except Exception as error:
+                    raise self._forward_failed(node, inputs, error) from error
+                if type(out) not in value_types or out.dtype is not dtype:
+                    out = read_only(check_output(out, dtype, node))
+                if check_finite and not np.isfinite(out).all():
+                    raise self._non_finite_output(node, values, out)
+                values[node.index] = out
+            self._values, self._pass_thread = values, threading.get_ident()
+            return read_only(values[self._output.index])
 
     def backward(self, upstream: Any = None) -> dict[str, Any]:
         """Backpropagate from the output; return d(output)/d(x) for every input and parameter that requires it.
@@ -271,62 +290,59 @@ class ComputationalGraph:
         Parameters
         ----------
         upstream : number or array, optional
-            d(loss)/d(output), with the output's shape.  Defaults to 1.0 for a
+            d(loss)/d(output), with the output's shape.  Defaults to 1 for a
             scalar output; required for any other output.
 
         Returns
         -------
         dict mapping each input (requires_grad=True) and parameter name to its
-        gradient, with exactly that input's shape.  Treat them as read-only:
-        some are views shared with other gradients.
+        gradient, with exactly that input's shape and the graph's dtype: a
+        writable array that shares memory with nothing else (or a numpy scalar).
         """
-        values = self._values
-        if values is None:
-            raise BackwardError(f"backward needs a successful forward first ({self._why_no_values()})")
-        plan = self._plan
-        if plan is None or plan.output_slot != self._output.index:
-            plan = self._compiled()
-        grads = [None] * len(values)
-        if upstream is None and isinstance(values[plan.output_slot], float):
-            grads[plan.output_slot] = 1.0  # the usual case: a scalar loss
-        else:
-            grads[plan.output_slot] = self._upstream(upstream, values[plan.output_slot])
-        if plan.backward_pass is None or self.check_finite:
-            self._run_backward(plan, values, grads)
-        else:
-            try:
-                plan.backward_pass(values, grads, self._fit_gradient, self._gradient_tuple)
-            except Exception as error:
-                out_slot = plan.failing_slot(error.__traceback__, backward=True)
-                if out_slot is None:
-                    raise  # not from a gate: from fit or as_tuple, already a GradientError
-                self._raise_backward_failure(out_slot, error)
-        self._grads = grads
-        result, handed_out = {}, set()
-        for name, slot in plan.gradient_leaves:
-            grad = grads[slot]
-            if type(grad) is not np.ndarray:
-                grad = _zeros_like(values[slot]) if grad is None else public(grad)
-            elif id(grad) in handed_out:  # AddGate passes one array to both inputs:
-                grad = grad.copy()  # give each name its own, so editing one leaves the other
-            else:
-                handed_out.add(id(grad))
-            result[name] = grad
-        return result
+        with self._one_pass_at_a_time():
+            values = self._values_for_backward()
+            schedule = self._current_schedule()
+            dtype, check_finite = self.dtype, self.check_finite
+            grads = [None] * len(values)
+            sent = {}  # gate slot -> the gradients it sent, for explain() and draw()
+            grads[self._output.index] = self._first_upstream(upstream, values[self._output.index])
+            for node, backward, slots, targets in schedule.backward_steps:
+                upstream = grads[node.index]
+                if upstream is None:
+                    continue  # the output does not depend on this gate
+                try:
+                    returned = backward(upstream)
+                except Exception as error:
+                    raise GradientError(f"{gate_title(node)} failed in backward: {type(error).__name__}: {error}") from error
+                inputs = [values[slot] for slot in slots]
+                gradients = sent[node.index] = check_gradients(returned, inputs, values[node.index].shape, dtype, node)
+                for position, slot in targets:
+                    grad = gradients[position]
+                    if grad is None:
+                        continue  # no gradient flows to this input
+                    if check_finite and not np.isfinite(grad).all():
+                        raise self._non_finite_gradient(node, position, upstream, grad, values)
+                    current = grads[slot]
+                    # Where a value branches, the gradients add.  Never in place:
+                    # a gradient may be a view shared with another input.
+                    grads[slot] = grad if current is None else current + grad
+            self._grads, self._sent = grads, sent
+            return self._hand_out(schedule, values, grads)
 
     def value(self, node_or_name: NodeLike) -> Any:
-        """The value of any node (input, parameter, constant or gate) after the last forward."""
+        """The value of any node (input, parameter, constant or gate) after the last forward (read-only)."""
         node = self.node(node_or_name)
         if self._values is None or node.index >= len(self._values):
-            raise BackwardError(f"no value for {node.name!r} yet: {self._why_no_values()}")
-        return public(self._values[node.index])
+            raise BackwardError(f"no value for {node.name!r} yet: {self._why_no_values}")
+        return read_only(self._values[node.index])
 
     def grad(self, node_or_name: NodeLike) -> Any:
-        """d(output)/d(node) for any node after the last backward, intermediate ones included.
+        """d(output)/d(node) after the last backward, for any node, intermediate ones included.
 
-        None for a node that requires no gradient (constants, inputs with
-        requires_grad=False and what is computed only from them); zeros for
-        one the output does not depend on.
+        A copy: changing it changes nothing in the graph.  None for a node
+        that requires no gradient (constants, inputs with requires_grad=False
+        and what is computed only from them); zeros for one the output does
+        not depend on.
         """
         node = self.node(node_or_name)
         if self._grads is None or node.index >= len(self._grads):
@@ -334,7 +350,21 @@ class ComputationalGraph:
         if not node.requires_grad:
             return None
         grad = self._grads[node.index]
-        return public(grad) if grad is not None else _zeros_like(self._values[node.index])
+        return self._zeros_like(self._values[node.index]) if grad is None else copy.copy(grad)
+
+    def gradients_sent(self, node_or_name: NodeLike) -> tuple | None:
+        """What a gate sent each of its inputs in the last backward, one entry per input.
+
+        Each is already summed over broadcast axes (its input's shape), or
+        None where the input got nothing.  None if the gate did not run
+        backward (the output does not depend on it, or it needs no gradient).
+        This is a record of the real pass: explain() and draw() read it,
+        and never call a gate's backward again.
+        """
+        node = self.node(node_or_name)
+        if self._grads is None:
+            raise BackwardError(f"no gradients sent by {node.name!r} yet: run forward, then backward")
+        return self._sent.get(node.index)
 
     @property
     def has_forward(self) -> bool:
@@ -346,7 +376,66 @@ class ComputationalGraph:
         """Whether backward ran after the last forward (gradients are available)."""
         return self._grads is not None
 
+    @contextlib.contextmanager
+    def last_pass_kept(self) -> Iterator[None]:
+        """Within this block, passes leave no trace: afterwards the graph is as it was before it.
+
+        Values, gradients, each gate's cache, gate state (running averages)
+        and random generators are restored on exit, so a gradient check in
+        the middle of training changes nothing the next backward or step
+        would see.  Parameters are the caller's to restore.
+        """
+        kept = (self._values, self._grads, self._sent, self._pass_thread, self._why_no_values)
+        gates = [node.gate for node in self._nodes if node.gate is not None]
+        saved = [gate_state.snapshot(gate) for gate in gates]
+        try:
+            yield
+        finally:
+            self._values, self._grads, self._sent, self._pass_thread, self._why_no_values = kept
+            for gate, snapshot in zip(gates, saved):
+                gate_state.restore(gate, snapshot)
+
+    @contextlib.contextmanager
+    def computing_in(self, dtype: Any) -> Iterator[None]:
+        """Within this block, passes compute in ``dtype`` (gradient checks use float64).
+
+        Parameters and constants are converted copies inside the block; on
+        exit ``g.params`` holds the original arrays again and the block's
+        last pass is forgotten.
+        """
+        dtype = graph_dtype(dtype)
+        if dtype is self.dtype:
+            yield
+            return
+        saved = self.dtype, dict(self.params), self._constants, self._schedule
+        self.dtype, self._schedule = dtype, None
+        self._constants = {slot: read_only(np.asarray(value).astype(dtype)[()]) for slot, value in saved[2].items()}
+        for name, value in saved[1].items():
+            self.params[name] = np.array(value, dtype=dtype)
+        try:
+            yield
+        finally:
+            self.dtype, params, self._constants, self._schedule = saved
+            self.params.clear()
+            self.params.update(params)
+            self._forget_last_pass(f"the last pass ran in {dtype} inside computing_in(): run forward again")
+
     # ------------------------------------------------------- the rest of the API
+
+    def copy(self) -> ComputationalGraph:
+        """A graph of new gates with the same structure that shares ``params`` with this one.
+
+        The way to run one model in several threads: give each thread its own
+        copy (``g.copy()``), all training or reading the same parameter arrays.
+        """
+        twin = copy.deepcopy(self, {id(self.params): self.params})
+        return twin
+
+    def __copy__(self):
+        raise GraphError(
+            "copy.copy(g) would share gates and passes between two graphs: use g.copy() for a graph sharing "
+            "the parameters (e.g. one per thread) or copy.deepcopy(g) for an independent one"
+        )
 
     def draw(self, path: str) -> str:
         """Save a picture of the graph (.png, .svg or .dot); see :mod:`graph.drawing`."""
@@ -373,20 +462,22 @@ class ComputationalGraph:
         load_params(self, path)
 
     def __getstate__(self) -> dict:
-        # A copy (copy.deepcopy, pickle) leaves the schedule behind and builds
-        # its own on its first pass: the straight-line code of this one calls
-        # this graph's gates, not the copy's.
         state = self.__dict__.copy()
-        state["_plan"] = None
+        del state["_lock"]  # a lock cannot be copied: the copy gets its own
+        state["_running_in"] = None
         return state
 
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def __repr__(self) -> str:
-        counts = {kind: 0 for kind in (INPUT, PARAM, CONSTANT, GATE)}
+        counts = {kind: 0 for kind in NodeKind}
         for node in self._nodes:
             counts[node.kind] += 1
         return (
             f"<ComputationalGraph: {counts[INPUT]} inputs, {counts[PARAM]} params, "
-            f"{counts[CONSTANT]} constants, {counts[GATE]} gates>"
+            f"{counts[CONSTANT]} constants, {counts[GATE]} gates, {self.dtype}>"
         )
 
     # ------------------------------------------------------------- internals
@@ -395,15 +486,22 @@ class ComputationalGraph:
         node = Node(self, name, kind, len(self._nodes), requires_grad, gate, inputs)
         self._nodes.append(node)
         self._by_name[name] = node
-        if kind == GATE:
+        if kind is GATE:
             self._output = node
-        self._plan = None  # the graph changed: recompute the order on the next pass
-        self._values = self._grads = None
+        self._schedule = None  # the graph changed: recompute the order on the next pass
+        self._forget_last_pass("run forward first")
         return node
+
+    def _forget_last_pass(self, why: str) -> None:
+        self._values = self._grads = self._pass_thread = None
+        self._sent = {}
+        self._why_no_values = why
 
     def _check_new_name(self, name: Any) -> str:
         if not isinstance(name, str) or not name:
             raise GraphBuildError(f"a node name must be a non-empty string, got {name!r}")
+        if "\x00" in name or any("\ud800" <= char <= "\udfff" for char in name):
+            raise GraphBuildError(f"a node name cannot contain NUL or lone surrogate characters: {name!r}")
         if name in self._by_name:
             raise GraphBuildError(f"this graph already has a node named {name!r} ({self._by_name[name].kind})")
         return name
@@ -422,73 +520,75 @@ class ComputationalGraph:
             return item
         if isinstance(item, str):
             if item not in self._by_name:
-                raise GraphBuildError(
-                    f"{gate_name}: this graph has no node named {item!r}{self._suggest(item, self._by_name)}"
-                )
+                raise GraphBuildError(f"{gate_name}: this graph has no node named {item!r}{_suggest(item, self._by_name)}")
             return self._by_name[item]
-        return to_value(item, f"{gate_name}: constant input")  # validated now, added later
+        return to_value(item, self.dtype, f"{gate_name}: constant input")  # validated now, added later
 
-    @staticmethod
-    def _suggest(name: str, known: Iterable[str]) -> str:
-        close = difflib.get_close_matches(name, list(known), n=1)
-        return f"; did you mean {close[0]!r}?" if close else ""
+    def _set_mode(self, training: bool) -> None:
+        self._training = training
+        for node in self._nodes:
+            if node.gate is not None:
+                node.gate.training = training
 
-    def _compiled(self) -> Schedule:
-        if self._plan is None:
+    def _current_schedule(self) -> Schedule:
+        if self._schedule is None:
             if self._output is None:
                 raise GraphBuildError("the graph has no gates yet: add a gate (or set g.output) before running it")
-            with _garbage_collection_paused():
-                self._plan = Schedule(self)
-        elif self._plan.output_slot != self._output.index:
-            self._plan.set_output(self._output)
-        return self._plan
+            self._schedule = Schedule(self)
+        return self._schedule
 
-    def _why_no_values(self) -> str:
-        if self._failure is not None:
-            return f"{self._failure}; run forward again with good input"
-        return "run forward first"
+    @contextlib.contextmanager
+    def _one_pass_at_a_time(self) -> Iterator[None]:
+        """Serialize passes from several threads; refuse a gate calling its own graph."""
+        if self._running_in == threading.get_ident():
+            raise ConcurrentUseError("a gate called forward or backward of the graph it belongs to, during a pass")
+        with self._lock:
+            self._running_in = threading.get_ident()
+            try:
+                yield
+            finally:
+                self._running_in = None
 
-    def _read_leaves(self, plan: Schedule, feeds: Mapping[str, Any]) -> list:
-        """A fresh value list with every input, parameter and constant filled in.
-
-        Checks every feed before anything changes.
-        """
-        values = plan.template.copy()
-        try:
-            for name, slot in plan.inputs:
-                value = feeds[name]
-                if type(value) is not np.ndarray or value.dtype is not _FLOAT64 or not value.ndim:
-                    value = to_value(value, "feed", name)  # a float64 array is read as it is, without a call
-                values[slot] = value
-        except KeyError:
-            self._raise_feed_mismatch(plan, feeds)
-        except TypeError:
-            if not isinstance(feeds, Mapping):
-                raise FeedError(f"feeds must be a dict of input name -> value, got {type(feeds).__name__}") from None
-            raise
-        if len(feeds) != len(plan.inputs):
-            self._raise_feed_mismatch(plan, feeds)
+    def _leaf_values(self, schedule: Schedule, feeds: Mapping[str, Any] | None) -> list:
+        """A fresh value list with every input, parameter and constant filled in; checks every feed first."""
+        if feeds is None:
+            feeds = {}
+        if not isinstance(feeds, Mapping):
+            raise FeedError(f"feeds must be a dict of input name -> value, got {type(feeds).__name__}")
+        if len(feeds) != len(schedule.inputs) or not all(name in feeds for name, _ in schedule.inputs):
+            self._raise_feed_mismatch(schedule, feeds)
+        dtype = self.dtype
+        values = [None] * len(self._nodes)
+        for slot, value in schedule.constants:
+            values[slot] = value
+        for name, slot in schedule.inputs:
+            value = feeds[name]
+            if type(value) is not np.ndarray or value.dtype is not dtype or not value.ndim:
+                value = to_value(value, dtype, "feed", name)
+            values[slot] = read_only(value)  # gates may not write into the caller's arrays
         params = self.params
-        for name, slot in plan.params:
+        for name, slot in schedule.params:
             value = params.get(name)
-            if type(value) is not np.ndarray or value.dtype is not _FLOAT64:
+            if type(value) is not np.ndarray or value.dtype is not dtype:
                 if value is None:
                     raise FeedError(f"parameter {name!r} is missing from g.params")
-                value = params[name] = to_array(value, f"parameter {name!r}")
-            values[slot] = value
+                value = params[name] = to_array(value, dtype, "parameter", name)
+            values[slot] = read_only(value)  # only g.params and load_params change a parameter
         return values
 
-    def _raise_feed_mismatch(self, plan: Schedule, feeds: Mapping[str, Any]) -> None:
-        input_names = [name for name, _ in plan.inputs]
+    def _raise_feed_mismatch(self, schedule: Schedule, feeds: Mapping[str, Any]) -> None:
+        input_names = [name for name, _ in schedule.inputs]
         for name in feeds:
+            if not isinstance(name, str):
+                raise FeedError(f"feeds are keyed by input name (a str), got the key {name!r}")
             if name not in input_names:
                 node = self._by_name.get(name)
                 if node is not None:
                     hint = f"it is a {node.kind}, not an input"
-                    if node.kind == PARAM:
+                    if node.kind is PARAM:
                         hint += f"; change g.params[{name!r}] instead"
                 else:
-                    hint = f"this graph has no input named {name!r}{self._suggest(name, input_names)}"
+                    hint = f"this graph has no input named {name!r}{_suggest(name, input_names)}"
                 raise FeedError(f"feed {name!r} matches no input of the graph: {hint}")
         missing = [name for name in input_names if name not in feeds]
         raise FeedError(
@@ -496,152 +596,92 @@ class ComputationalGraph:
             f"(inputs: {', '.join(input_names)})"
         )
 
-    def _run_gates(self, plan: Schedule, values: list) -> None:
-        """The forward steps as a loop (for big graphs, and to check every value with check_finite)."""
-        check_finite = self.check_finite
-        out_slot = None
-        try:
-            for forward, slots, out_slot in plan.forward_steps:
-                # One and two inputs, the common cases, without building a list.
-                if len(slots) == 2:
-                    first, second = slots
-                    out = forward(values[first], values[second])
-                elif len(slots) == 1:
-                    out = forward(values[slots[0]])
-                else:
-                    out = forward(*[values[slot] for slot in slots])
-                values[out_slot] = out
-                if check_finite and not np.all(np.isfinite(out)):
-                    break
-            else:
-                return
-        except Exception as error:
-            self._raise_gate_failure(values, out_slot, error)
-        node = self._nodes[out_slot]
-        self._failure = f"{gate_title(node)} produced {non_finite_kind(out)}"
-        raise NonFiniteError(
-            f"{gate_title(node)} produced {non_finite_kind(out)} in forward from {input_list(node, values)}"
-        )
+    def _forward_failed(self, node: Node, inputs: list, error: Exception) -> GateForwardError:
+        shapes = " and ".join(f"{source.name!r} {np.shape(value)}" for source, value in zip(node.inputs, inputs))
+        self._why_no_values = f"{gate_title(node)} failed in forward; run forward again with good input"
+        if isinstance(error, GateForwardError):
+            return error
+        return GateForwardError(f"{gate_title(node)} failed in forward on inputs {shapes}: {type(error).__name__}: {error}")
 
-    def _raise_gate_failure(self, values: list, out_slot: int, error: Exception) -> None:
-        node = self._nodes[out_slot]
-        shapes = " and ".join(f"{source.name!r} {shape_of(values[source.index])}" for source in node.inputs)
-        self._failure = f"{gate_title(node)} failed in forward"
-        raise GateForwardError(
-            f"{gate_title(node)} failed in forward on inputs {shapes}: {type(error).__name__}: {error}"
-        ) from error
+    def _non_finite_output(self, node: Node, values: list, out: Any) -> NonFiniteError:
+        values[node.index] = out
+        self._why_no_values = f"{gate_title(node)} produced {non_finite_kind(out)}; run forward again with good input"
+        return NonFiniteError(f"{gate_title(node)} produced {non_finite_kind(out)} in forward from {input_list(node, values)}")
 
-    def _upstream(self, upstream: Any, output_value: Any) -> Any:
-        name = self._output.name
-        output_shape = shape_of(output_value)
-        if upstream is None:
-            if output_shape != ():
-                raise BackwardError(
-                    f"the output {name!r} has shape {output_shape}, not a scalar: "
-                    f"pass backward(upstream=...) with d(loss)/d({name}), shape {output_shape}"
-                )
-            return 1.0
-        upstream = to_value(upstream, "upstream gradient")
-        if shape_of(upstream) != output_shape:
-            raise BackwardError(
-                f"upstream gradient has shape {shape_of(upstream)} but the output {name!r} "
-                f"has shape {output_shape}"
+    def _values_for_backward(self) -> list:
+        if self._values is None:
+            raise BackwardError(f"backward needs a successful forward first ({self._why_no_values})")
+        if self._pass_thread != threading.get_ident():
+            raise ConcurrentUseError(
+                "the last forward of this graph ran in another thread, so its values are not this thread's: "
+                "give each thread its own graph with g.copy() (the copies share g.params)"
             )
-        if self.check_finite and not np.all(np.isfinite(upstream)):
+        return self._values
+
+    def _first_upstream(self, upstream: Any, output_value: Any) -> Any:
+        name, shape = self._output.name, output_value.shape
+        if upstream is None:
+            if shape != ():
+                raise BackwardError(
+                    f"the output {name!r} has shape {shape}, not a scalar: "
+                    f"pass backward(upstream=...) with d(loss)/d({name}), shape {shape}"
+                )
+            return self.dtype.type(1.0)
+        upstream = read_only(to_value(upstream, self.dtype, "upstream gradient"))
+        if upstream.shape != shape:
+            raise BackwardError(f"upstream gradient has shape {upstream.shape} but the output {name!r} has shape {shape}")
+        if self.check_finite and not np.isfinite(upstream).all():
             raise NonFiniteError(f"the upstream gradient passed to backward contains {non_finite_kind(upstream)}")
         return upstream
 
-    def _run_backward(self, plan: Schedule, values: list, grads: list) -> None:
-        """The backward steps as a loop (for big graphs, and to check every gradient with check_finite)."""
-        check_finite = self.check_finite
-        for backward, arity, targets, out_slot in plan.backward_steps:
-            upstream = grads[out_slot]
-            if upstream is None:
-                continue  # the output does not depend on this gate
-            try:
-                input_grads = backward(upstream)
-            except Exception as error:
-                self._raise_backward_failure(out_slot, error)
-            if type(input_grads) is not tuple or len(input_grads) != arity:
-                input_grads = self._gradient_tuple(input_grads, out_slot)
-            for position, slot in targets:
-                grad = input_grads[position]
-                if grad is None:
-                    continue  # None: no gradient flows to this input
-                value = values[slot]
-                if getattr(grad, "shape", None) != getattr(value, "shape", None):
-                    grad = self._fit_gradient(grad, value, out_slot, slot)
-                if check_finite and not np.all(np.isfinite(grad)):
-                    self._raise_non_finite_gradient(values, out_slot, slot, upstream, grad)
-                current = grads[slot]
-                # Where a value branches, the gradients add.  Never in place:
-                # a gradient may be a view shared with another input.
-                grads[slot] = grad if current is None else current + grad
-
-    def _raise_backward_failure(self, out_slot: int, error: Exception) -> None:
-        raise GradientError(
-            f"{gate_title(self._nodes[out_slot])} failed in backward: {type(error).__name__}: {error}"
-        ) from error
-
-    def _gradient_tuple(self, input_grads: Any, out_slot: int) -> Any:
-        """What a backward returned, if it is one gradient per input (a list will do); else GradientError."""
-        if type(input_grads) is list and len(input_grads) == len(self._nodes[out_slot].inputs):
-            return input_grads
-        self._raise_gradient_count(out_slot, input_grads)
-
-    def _raise_non_finite_gradient(self, values, out_slot, slot, upstream, grad) -> None:
-        node = self._nodes[out_slot]
-        raise NonFiniteError(
+    def _non_finite_gradient(self, node: Node, position: int, upstream, grad, values) -> NonFiniteError:
+        return NonFiniteError(
             f"{gate_title(node)} produced {non_finite_kind(grad)} in backward, in the gradient for "
-            f"{self._nodes[slot].name!r}, from upstream {show(upstream)} and inputs {input_list(node, values, grad)}"
+            f"{node.inputs[position].name!r}, from upstream {show(upstream)} and inputs {input_list(node, values, grad)}"
         )
 
-    def _raise_gradient_count(self, out_slot: int, input_grads: Any) -> None:
-        node = self._nodes[out_slot]
-        if not isinstance(input_grads, (tuple, list)):
-            returned = f"an array of shape {input_grads.shape}" if np.ndim(input_grads) else repr(input_grads)
-            names = ", ".join(f"d{source.name}" for source in node.inputs)
-            example = "(dx,)" if len(node.inputs) == 1 else f"({names})"
-            raise GradientError(
-                f"{gate_title(node)}.backward returned {returned}, not one gradient per input: "
-                f"return a tuple such as {example}, None for an input that needs none"
-            )
-        raise GradientError(
-            f"{gate_title(node)}.backward returned {len(input_grads)} gradient(s) "
-            f"but the gate has {len(node.inputs)} input(s); return one per input, None for none"
-        )
+    def _hand_out(self, schedule: Schedule, values: list, grads: list) -> dict[str, Any]:
+        """backward's result: each leaf's gradient, as an array nothing else shares."""
+        result, seen = {}, None
+        for name, slot in schedule.leaves:
+            grad = grads[slot]
+            if grad is None:
+                grad = grads[slot] = self._zeros_like(values[slot])
+            elif type(grad) is np.ndarray:
+                if seen is None:  # how often each array appears among all values and gradients
+                    seen = {}
+                    for array in (*values, *grads):
+                        if type(array) is np.ndarray:
+                            seen[id(array)] = seen.get(id(array), 0) + 1
+                if grad.base is not None or not grad.flags.writeable or seen.get(id(grad), 0) > 1:
+                    grad = grads[slot] = grad.copy()  # a view, or shared: give this name its own
+                seen[id(grad)] = 2  # a later leaf handed the same array gets a copy
+            result[name] = grad
+        return result
 
-    def _fit_gradient(self, grad: Any, value: Any, out_slot: int, slot: int) -> Any:
-        """Bring a gate's gradient to its input's shape, summing broadcast axes."""
-        node, source = self._nodes[out_slot], self._nodes[slot]
-        try:
-            fitted = sum_to_shape(grad, shape_of(value))
-        except (TypeError, ValueError):
-            fitted = None
-        if fitted is None:
-            raise GradientError(
-                f"{gate_title(node)}.backward returned a gradient of shape {np.shape(grad)} for input "
-                f"{source.name!r} of shape {shape_of(value)}; it cannot be summed to that shape"
-            )
-        return float(fitted) if type(value) is float else fitted
+    def _zeros_like(self, value: Any) -> Any:
+        return np.zeros(value.shape, self.dtype) if value.shape else self.dtype.type(0.0)
 
 
-@contextlib.contextmanager
-def _garbage_collection_paused():
-    """Pause the cyclic garbage collector while building many long-lived containers.
+class _ReadOnlyMapping(Mapping):
+    """A read-only view of a dict."""
 
-    Sorting and scheduling a graph allocates a few objects per node, all of
-    which live on; each collection the allocations trigger would walk every
-    object in the process for nothing (a third of the time at 200k gates).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+    def __init__(self, data: dict):
+        self._data = data
+
+    def __getitem__(self, key):
+        return self._data[key]
+
+    def __iter__(self):
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key) -> bool:
+        return key in self._data
 
 
-def _zeros_like(value: Any) -> Any:
-    return np.zeros(shape_of(value)) if np.ndim(value) else np.float64(0.0)
+def _suggest(name: str, known) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""

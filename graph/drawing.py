@@ -27,7 +27,8 @@ import networkx as nx
 import numpy as np
 
 from graph.errors import DrawingError
-from graph.explain import Contributions, gradient_contributions
+from graph.explain import Contributions, gate_label, gradient_contributions
+from graph.node import NodeKind
 
 #: Pictures (png, svg) of more nodes than this are refused: they would be a hairball.
 MAX_PICTURE_NODES = 500
@@ -131,7 +132,7 @@ class _WireLabels:
         if g.output.requires_grad:
             self.output_grad = short_value(g.grad(g.output))
         for node in g.nodes:
-            if node.kind != "gate":
+            if node.kind is not NodeKind.GATE:
                 continue
             sums: dict[str, Any] = {}
             for position, source in enumerate(node.inputs):
@@ -178,8 +179,8 @@ def graph_to_dot(g: Any, labels: _WireLabels | None = None) -> str:
 
 
 def _dot_node_attributes(g: Any, node: Any, labels: _WireLabels) -> str:
-    if node.kind == "gate":
-        text = _html(node.gate.label())
+    if node.kind is NodeKind.GATE:
+        text = _html(gate_label(node.gate))
         if not _AUTO_NAME.match(node.name):
             text += f'<br/><font point-size="9" color="gray40">{_html(node.name)}</font>'
         shape = "doublecircle" if node is g.output else "circle"
@@ -188,7 +189,7 @@ def _dot_node_attributes(g: Any, node: Any, labels: _WireLabels) -> str:
             grad = f"<br/><font color=\"{GRAD_COLOR}\">{_html(labels.output_grad)}</font>" if labels.output_grad else ""
             extra = f', xlabel=<<font color="{VALUE_COLOR}">{_html(labels.values[node.name])}</font>{grad}>'
         return f'shape={shape}, margin=0.02, label=<{text}>{extra}'
-    if node.kind == "constant":
+    if node.kind is NodeKind.CONSTANT:
         value = labels.values.get(node.name, "")
         text = value if _AUTO_NAME.match(node.name) else f"{node.name} {value}".strip()
         return f'shape=plaintext, fontcolor="gray40", label=<{_html(text or node.name)}>'
@@ -237,7 +238,7 @@ class _Layout:
                 column[name] = depth
         # Constants sit just left of the gate that uses them, not at the far left.
         for node in g.nodes:
-            if node.kind == "constant":
+            if node.kind is NodeKind.CONSTANT:
                 consumers = [column[name] for name in digraph.successors(node.name)]
                 column[node.name] = max(min(consumers, default=1) - 1, 0)
         creation = {node.name: index for index, node in enumerate(g.nodes)}
@@ -264,7 +265,7 @@ class _Layout:
 
         rank = _order_columns(columns, predecessors, successors)
         columns = [sorted(items, key=rank.get) for items in columns]
-        constants = {node.name for node in g.nodes if node.kind == "constant"}
+        constants = {node.name for node in g.nodes if node.kind is NodeKind.CONSTANT}
         height = _heights(columns, predecessors, successors, lambda item: item in constants)
         self.position = {
             item: (column_index * column_width, height[item] * ROW_HEIGHT)
@@ -382,14 +383,14 @@ def _render(g: Any, labels: _WireLabels, layout: _Layout, path: str) -> None:
         node = nodes.get(name) if isinstance(name, str) else None
         if node is None:
             return 0.0
-        if node.kind == "gate":
-            return _gate_size(node.gate.label())[0] / 2.0
+        if node.kind is NodeKind.GATE:
+            return _gate_size(gate_label(node.gate))[0] / 2.0
         return 0.05
 
     xs = [x for x, _ in position.values()]
     ys = [y for _, y in position.values()]
-    leaf_texts = [name for name, node in nodes.items() if node.kind != "gate"]
-    leaf_texts += [labels.totals.get(name, "") for name, node in nodes.items() if node.kind != "gate"]
+    leaf_texts = [name for name, node in nodes.items() if node.kind is not NodeKind.GATE]
+    leaf_texts += [labels.totals.get(name, "") for name, node in nodes.items() if node.kind is not NodeKind.GATE]
     left = min(xs) - 0.11 * max(map(len, leaf_texts), default=1) - 0.4
     right = max(xs) + 0.6
     if output is not None:
@@ -421,28 +422,28 @@ def _render(g: Any, labels: _WireLabels, layout: _Layout, path: str) -> None:
 
         for name, node in nodes.items():
             x, y = position[name]
-            if node.kind == "gate":
-                gate_width, gate_height = _gate_size(node.gate.label())
+            if node.kind is NodeKind.GATE:
+                gate_width, gate_height = _gate_size(gate_label(node.gate))
                 if gate_width == gate_height:
                     shape = Circle((x, y), gate_width / 2.0)
                 else:
                     shape = Ellipse((x, y), gate_width, gate_height)
                 shape.set(facecolor="white", edgecolor="black", linewidth=1.3, zorder=3)
                 axes.add_patch(shape)
-                axes.text(x, y, node.gate.label(), ha="center", va="center", fontsize=12, zorder=4)
+                axes.text(x, y, gate_label(node.gate), ha="center", va="center", fontsize=12, zorder=4)
                 if not _AUTO_NAME.match(name) and node is not output:
                     axes.text(x, y + gate_height / 2.0 + 0.05, name, ha="center", va="bottom", fontsize=8.5,
                               color="gray", zorder=4)
                 under = y - gate_height / 2.0 - 0.05
             else:
-                is_auto_constant = node.kind == "constant" and _AUTO_NAME.match(name)
+                is_auto_constant = node.kind is NodeKind.CONSTANT and _AUTO_NAME.match(name)
                 text = labels.values.get(name, "const") if is_auto_constant else name
-                color = "dimgray" if node.kind == "constant" else "black"
+                color = "dimgray" if node.kind is NodeKind.CONSTANT else "black"
                 axes.text(x, y, text, ha="right", va="center", fontsize=12, color=color, zorder=4)
                 under = y - 0.18
             total = labels.totals.get(name)
             if total:
-                axes.text(x, under, total, ha="center" if node.kind == "gate" else "right", va="top",
+                axes.text(x, under, total, ha="center" if node.kind is NodeKind.GATE else "right", va="top",
                           fontsize=9, color=GRAD_COLOR, fontweight="bold", zorder=4)
 
         if output is not None:

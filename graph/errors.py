@@ -14,6 +14,14 @@ class GraphBuildError(GraphError, ValueError):
     """A graph cannot be built as asked: unknown or duplicate name, foreign node, reused gate."""
 
 
+class OperandError(GraphError, TypeError):
+    """An operator on a node got an operand it cannot take: a node or text as an exponent, say."""
+
+
+class ConcurrentUseError(GraphError, RuntimeError):
+    """One graph was used by two passes at once (several threads, or a gate calling its own graph)."""
+
+
 class GateInputCountError(GraphError, TypeError):
     """A gate was given more or fewer inputs than its forward takes."""
 

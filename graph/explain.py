@@ -6,8 +6,9 @@ reverse order, each step written as the lecture's chain rule,
     upstream × local gradient = gradient sent to each input,
 
 and, where a value feeds several gates, the sum of what it receives
-(``x: 6 + 5 = 11``).  The gates still hold their forward cache, so each
-gradient a gate sent is recomputed by calling its ``backward`` again.
+(``x: 6 + 5 = 11``).  What each gate sent is read from the graph's record of
+the real backward (``g.gradients_sent``): no gate's backward is called again,
+so a gate that frees its cache in backward explains as well as any.
 
 The helpers :func:`format_value`, :func:`expression` and
 :func:`gradient_contributions` are shared with :mod:`graph.drawing`.
@@ -18,11 +19,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import networkx as nx
 import numpy as np
 
 from graph.errors import BackwardError
-from graph.values import sum_to_shape
+from graph.node import NodeKind
 
 #: Gate symbols written between their two inputs (x + y) rather than as f(x, y).
 INFIX = {"+", "-", "*", "/", "@"}
@@ -67,7 +67,7 @@ def explain_pass(g: Any) -> str:
     output = g.output
     lines = ["Forward pass, in topological order:"]
     for node in order:
-        if node.kind == "constant":
+        if node.kind is NodeKind.CONSTANT:
             continue  # written as a number inside the expressions that use it
         lines.append(f"  {_forward_line(g, node)}{'   (output)' if node is output else ''}")
     if not g.has_backward:
@@ -82,32 +82,32 @@ def explain_pass(g: Any) -> str:
         f"{format_value(g.grad(output))}."
     )
     lines.append("Each step: upstream × local gradient = gradient sent to the input.")
-    if any(np.ndim(g.value(node)) for node in order if node.kind == "gate"):
+    if any(np.ndim(g.value(node)) for node in order if node.kind is NodeKind.GATE):
         lines.append(
             "For an array, 'upstream · dz/dx' is the product with the local Jacobian, "
             "which backward computes without building it."
         )
     for node in reversed(order):
-        if node.kind != "gate" or node.name not in contributions.senders:
+        if node.kind is not NodeKind.GATE or node.name not in contributions.senders:
             continue
         upstream = g.grad(node)
         received = _sum_text(contributions.received.get(node.name, []), upstream)
         lines.append(f"  {node.name} = {expression(g, node)}    upstream d{out}/d{node.name} = {received}")
         scalar_output = np.ndim(g.value(node)) == 0
-        local = _local_gradients(g, node) if scalar_output else None
         for position, source in enumerate(node.inputs):
             sent = contributions.sent.get((node.name, position))
             if sent is None:
                 continue
-            if local is not None and local[position] is not None:
-                factor = format_value(local[position])
+            local = _local_gradient(upstream, sent) if scalar_output else None
+            if local is not None:
+                factor = format_value(local)
                 factor = f"({factor})" if factor.startswith("-") else factor
                 step = f"{format_value(upstream)} × {factor} = {format_value(sent)}"
             else:
                 step = f"{format_value(upstream)} · d{node.name}/d{source.name} = {format_value(sent)}"
             lines.append(f"    -> {source.name}: {step}")
 
-    leaves = [node for node in order if node.kind in ("input", "param") and node.requires_grad]
+    leaves = [node for node in order if node.kind in (NodeKind.INPUT, NodeKind.PARAM) and node.requires_grad]
     if leaves:
         lines.append("")
         lines.append(f"Gradients of {out}, summed where a value feeds several gates:")
@@ -137,25 +137,22 @@ class Contributions:
 
 
 def gradient_contributions(g: Any) -> Contributions:
-    """Recompute, gate by gate, the gradient each gate sent to each input in the last backward.
+    """The gradient each gate sent to each input in the last backward, gate by gate in reverse order.
 
-    Calls ``node.gate.backward(g.grad(node))`` once more per gate the output
-    depends on; gates keep their forward cache, so this gives the same
-    numbers, and :func:`graph.values.sum_to_shape` undoes broadcasting as the
-    graph does.
+    Read from the graph's record of that backward (``g.gradients_sent``),
+    already summed over broadcast axes by the graph's one check.
     """
     result = Contributions()
-    output = g.output
-    relevant = nx.ancestors(g.digraph, output.name) | {output.name}
     for node in reversed(g.nodes_topologically_sorted()):
-        if node.kind != "gate" or not node.requires_grad or node.name not in relevant:
+        if node.kind is not NodeKind.GATE:
             continue
-        gradients = node.gate.backward(g.grad(node))
+        gradients = g.gradients_sent(node)
+        if gradients is None:
+            continue
         result.senders.add(node.name)
         for position, (source, gradient) in enumerate(zip(node.inputs, gradients)):
             if gradient is None or not source.requires_grad:
                 continue
-            gradient = _fit(gradient, g.value(source))
             result.sent[(node.name, position)] = gradient
             result.received.setdefault(source.name, []).append((node.name, gradient))
     return result
@@ -164,7 +161,7 @@ def gradient_contributions(g: Any) -> Contributions:
 def expression(g: Any, node: Any) -> str:
     """How a gate node is computed from its inputs, e.g. 'x + y', 'max(z, w)', '1/d', 'q**2'."""
     names = [_operand(g, source) for source in node.inputs]
-    symbol = node.gate.label()
+    symbol = gate_label(node.gate)
     if len(names) == 2 and symbol in INFIX:
         return f"{names[0]} {symbol} {names[1]}"
     if len(names) == 1 and re.search(r"\bx\b", symbol):
@@ -205,8 +202,8 @@ def format_value(value: Any, digits: int = 4) -> str:
 
 def _forward_line(g: Any, node: Any) -> str:
     value = format_value(g.value(node))
-    if node.kind != "gate":
-        kind = " (parameter)" if node.kind == "param" else ""
+    if node.kind is not NodeKind.GATE:
+        kind = " (parameter)" if node.kind is NodeKind.PARAM else ""
         return f"{node.name} = {value}{kind}"
     text = f"{node.name} = {expression(g, node)}"
     if all(np.ndim(g.value(source)) == 0 for source in node.inputs):
@@ -219,7 +216,7 @@ def _forward_line(g: Any, node: Any) -> str:
 def _with_numbers(g: Any, node: Any) -> str:
     """The expression with each input's value in place of its name: '-2 + 5', '3 * (-4)'."""
     numbers = [format_number(g.value(source)) for source in node.inputs]
-    symbol = node.gate.label()
+    symbol = gate_label(node.gate)
     if len(numbers) == 2 and symbol in INFIX:
         return f"{numbers[0]} {symbol} {_parenthesized(numbers[1])}"
     if len(numbers) == 1 and re.search(r"\bx\b", symbol):
@@ -235,26 +232,28 @@ def _parenthesized(number: str) -> str:
 
 def _operand(g: Any, source: Any) -> str:
     """An input as written in an expression: its name, or its value for a scalar constant."""
-    if source.kind == "constant" and g.has_forward and np.ndim(g.value(source)) == 0:
+    if source.kind is NodeKind.CONSTANT and g.has_forward and np.ndim(g.value(source)) == 0:
         return format_number(g.value(source))
     return source.name
 
 
-def _local_gradients(g: Any, node: Any) -> list:
-    """d(node)/d(input) per input, for a gate with a scalar output: backward(1)."""
-    gradients = node.gate.backward(1.0)
-    return [
-        _fit(gradient, g.value(source)) if gradient is not None and source.requires_grad else None
-        for source, gradient in zip(node.inputs, gradients)
-    ]
+def _local_gradient(upstream: Any, sent: Any) -> Any:
+    """d(gate)/d(input) for a gate with a scalar output: what it sent divided by the upstream.
+
+    None when the upstream is 0 (then nothing tells the local gradient) or
+    the sent gradient is an array (written as a product instead).
+    """
+    if np.ndim(sent) != 0 or float(upstream) == 0.0:
+        return None
+    return sent / upstream
 
 
-def _fit(gradient: Any, value: Any) -> Any:
-    """A gate's gradient summed over broadcast axes to its input's shape."""
-    if np.shape(gradient) == np.shape(value):
-        return gradient
-    fitted = sum_to_shape(gradient, np.shape(value))
-    return gradient if fitted is None else fitted
+def gate_label(gate: Any) -> str:
+    """A gate's short label: ``gate.label()``, else its symbol, else its class name without 'Gate'."""
+    label = getattr(gate, "label", None)
+    if callable(label):
+        return str(label())
+    return str(getattr(gate, "symbol", "") or type(gate).__name__.removesuffix("Gate"))
 
 
 def _sum_text(parts: list[tuple[str, Any]], total: Any) -> str:

@@ -8,11 +8,26 @@ arrays on either side become constants.
 
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 import gates
+from graph.errors import OperandError
 
-INPUT, PARAM, CONSTANT, GATE = "input", "param", "constant", "gate"
+
+class NodeKind(str, enum.Enum):
+    """What a node is.  A str, so ``node.kind == "param"`` reads naturally too."""
+
+    INPUT = "input"  # fed by name to forward
+    PARAM = "param"  # trainable, lives in g.params
+    CONSTANT = "constant"  # a fixed value, never gets a gradient
+    GATE = "gate"  # a gate's output
+
+    def __str__(self) -> str:
+        return self.value
+
+
+INPUT, PARAM, CONSTANT, GATE = NodeKind.INPUT, NodeKind.PARAM, NodeKind.CONSTANT, NodeKind.GATE
 
 
 class Node:
@@ -22,8 +37,8 @@ class Node:
     ----------
     name : str
         Unique within its graph.
-    kind : str
-        "input", "param", "constant" or "gate".
+    kind : NodeKind
+        INPUT, PARAM, CONSTANT or GATE.
     gate : Gate or None
         The gate computing this node (kind "gate" only).
     inputs : tuple of Node
@@ -57,7 +72,7 @@ class Node:
         return self.graph.grad(self)
 
     def __repr__(self) -> str:
-        described = type(self.gate).__name__ if self.gate is not None else self.kind
+        described = type(self.gate).__name__ if self.gate is not None else self.kind.value
         return f"<Node {self.name!r}: {described}>"
 
     def _apply(self, gate: gates.Gate, *inputs: Any) -> Node:
@@ -98,20 +113,23 @@ class Node:
 
     def __pow__(self, exponent):
         if isinstance(exponent, Node) or not _is_number(exponent):
-            raise TypeError(
+            raise OperandError(
                 f"{self.name!r} ** {exponent!r}: the exponent of PowerGate must be a plain number; "
                 "for a variable exponent write exp(p * log(x)) with ExpGate and LogGate"
             )
         return self._apply(gates.PowerGate(exponent), self)
 
     def __rpow__(self, base):
-        raise TypeError(
+        raise OperandError(
             f"{base!r} ** {self.name!r}: PowerGate takes a constant exponent, not a node; "
             "for b ** x write exp(x * log(b)) with ExpGate"
         )
 
 
 def _is_number(value: Any) -> bool:
+    """A real number (not text such as "2", not a complex number)."""
+    if isinstance(value, (str, bytes)):
+        return False
     try:
         float(value)
     except (TypeError, ValueError):

@@ -41,8 +41,9 @@ def save_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
     """Write every parameter of ``g`` to the .npz file ``path``, atomically.
 
     The file is written to exactly ``path`` (no ".npz" is added) and holds one
-    float64 array per parameter, under the parameter's name; ``np.load``
-    reads it.  An existing file at ``path`` is replaced only once the new one
+    array per parameter, under the parameter's name, in the graph's dtype,
+    and the state arrays of gates that keep some (batch norm's running
+    averages) under ``state:{node name}.{key}``; ``np.load`` reads it.  An existing file at ``path`` is replaced only once the new one
     is complete on disk.
 
     Raises
@@ -52,7 +53,8 @@ def save_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
         file is left behind.
     """
     path = os.fspath(path)
-    arrays = {name: to_array(value, f"parameter {name!r}") for name, value in g.params.items()}
+    arrays = {name: to_array(value, g.dtype, "parameter", name) for name, value in g.params.items()}
+    arrays.update(_gate_states(g))
     folder = os.path.dirname(os.path.abspath(path))
     temporary, descriptor = _create_temporary(folder, os.path.basename(path))
     try:
@@ -86,35 +88,57 @@ def load_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
         The message lists every difference; no parameter has been changed.
     """
     path = os.fspath(path)
-    loaded = _read_arrays(path)
+    loaded = _read_arrays(path, g.dtype)
+    expected = {name: np.shape(value) for name, value in g.params.items()}
+    expected.update({name: np.shape(value) for name, value in _gate_states(g).items()})
     problems = []
-    missing = [name for name in g.params if name not in loaded]
-    extra = [name for name in loaded if name not in g.params]
+    missing = [name for name in expected if name not in loaded]
+    extra = [name for name in loaded if name not in expected]
     if missing:
         problems.append(f"missing {_names(missing)}")
     if extra:
         problems.append(f"has {_names(extra)}, which this graph does not have")
     for name, array in loaded.items():
-        if name in g.params and array.shape != np.shape(g.params[name]):
-            problems.append(
-                f"{name!r} has shape {array.shape} in the file but {np.shape(g.params[name])} in the graph"
-            )
+        if name in expected and array.shape != expected[name]:
+            problems.append(f"{name!r} has shape {array.shape} in the file but {expected[name]} in the graph")
     if problems:
         raise ParameterFileError(
             f"parameter file {path!r} does not fit this graph: {'; '.join(problems)}. "
             "No parameter was changed."
         )
     # Every check has passed: only now change the parameters.
+    states: dict[str, dict[str, np.ndarray]] = {}
     for name, array in loaded.items():
+        if name.startswith(STATE):
+            node_name, key = name[len(STATE):].rsplit(".", 1)
+            states.setdefault(node_name, {})[key] = array
+            continue
         current = g.params[name]
-        if type(current) is np.ndarray and current.dtype == np.float64 and current.flags.writeable:
+        if type(current) is np.ndarray and current.dtype == g.dtype and current.flags.writeable:
             np.copyto(current, array)
-        else:  # not a float64 array the graph owns (the user replaced it): use the loaded one
+        else:  # not an array of the graph's dtype that it owns (the user replaced it): use the loaded one
             g.params[name] = array
+    for node_name, state in states.items():
+        g.node(node_name).gate.load_state_dict(state)
 
 
-def _read_arrays(path: str) -> dict[str, np.ndarray]:
-    """Every array of the .npz file, read completely and converted to float64."""
+#: Names of gate state arrays in a parameter file start with this.
+STATE = "state:"
+
+
+def _gate_states(g: ComputationalGraph) -> dict[str, np.ndarray]:
+    """Every state array of the graph's gates, as ``state:{node name}.{key}``."""
+    states = {}
+    for node in g.nodes:
+        state_dict = getattr(node.gate, "state_dict", None)
+        if callable(state_dict):
+            for key, value in state_dict().items():
+                states[f"{STATE}{node.name}.{key}"] = to_array(value, g.dtype, "gate state", f"{node.name}.{key}")
+    return states
+
+
+def _read_arrays(path: str, dtype: np.dtype) -> dict[str, np.ndarray]:
+    """Every array of the .npz file, read completely and converted to ``dtype``."""
     if not os.path.isfile(path):
         raise ParameterFileError(f"cannot load parameters: there is no file {path!r}")
     try:
@@ -139,7 +163,7 @@ def _read_arrays(path: str) -> dict[str, np.ndarray]:
             raise ParameterFileError(
                 f"parameter file {path!r}: {name!r} holds {array.dtype} values, not numbers"
             )
-        arrays[name] = array.astype(np.float64)
+        arrays[name] = array.astype(dtype)
     return arrays
 
 

@@ -7,20 +7,9 @@ Hypothesis profiles: "ci" (the default) is small and deterministic; "local" sear
 
 import os
 
-import pytest
 from hypothesis import settings
-
-from graph import schedule
 
 # derandomize: the same examples on every run; database=None: nothing remembered between runs.
 settings.register_profile("ci", max_examples=100, derandomize=True, database=None, deadline=None)
 settings.register_profile("local", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-
-@pytest.fixture(params=["straight-line code", "loop"])
-def both_ways_of_running(request, monkeypatch):
-    """Run a test twice: small graphs run as straight-line code (graph.schedule), big ones as a loop."""
-    if request.param == "loop":
-        monkeypatch.setattr(schedule, "STRAIGHT_LINE_LIMIT", 0)
-    return request.param

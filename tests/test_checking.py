@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import gates
+from gate_catalogue import CASES
 from gates.base import input_count
 from graph import ComputationalGraph
 from graph.checking import (
@@ -108,7 +109,7 @@ def test_gradcheck_leaves_params_feeds_and_the_pass_as_they_were():
         np.testing.assert_array_equal(value, params_before[name])
     for name, value in feeds.items():
         np.testing.assert_array_equal(value, feeds_before[name])
-    assert g.has_forward and g.has_backward
+    assert not g.has_forward and not g.has_backward  # as before the check: no pass yet
     loss = float(g.forward(feeds))
     assert float(g.value("loss")) == loss
     grads = g.backward()
@@ -165,61 +166,10 @@ def test_relative_error_and_bands():
 
 # ------------------------------------------------------------------ check_gate
 
-POSITIVE = "positive"
-# Gate name -> (constructor, input shapes, domain).  Inputs are drawn away
-# from kinks (ties of max/min, 0 for the ReLU family) and inside log's domain.
-GATE_CASES = {
-    "AddGate": (gates.AddGate, [(3, 4), (4,)], None),
-    "SubtractGate": (gates.SubtractGate, [(3, 4), (3, 1)], None),
-    "MultiplyGate": (gates.MultiplyGate, [(3, 4), (3, 4)], None),
-    "DivideGate": (gates.DivideGate, [(3, 4), (3, 4)], POSITIVE),
-    "MaxGate": (gates.MaxGate, [(3, 4), (3, 4)], None),
-    "MinGate": (gates.MinGate, [(3, 4), (3, 4)], None),
-    "NegateGate": (gates.NegateGate, [(5,)], None),
-    "ExpGate": (gates.ExpGate, [(5,)], None),
-    "LogGate": (gates.LogGate, [(5,)], POSITIVE),
-    "ReciprocalGate": (gates.ReciprocalGate, [(5,)], POSITIVE),
-    "PowerGate": (lambda: gates.PowerGate(3), [(5,)], None),
-    "SigmoidGate": (gates.SigmoidGate, [(2, 3)], None),
-    "TanhGate": (gates.TanhGate, [(2, 3)], None),
-    "ReLUGate": (gates.ReLUGate, [(2, 3)], None),
-    "LeakyReLUGate": (lambda: gates.LeakyReLUGate(0.1), [(2, 3)], None),
-    "ELUGate": (lambda: gates.ELUGate(0.5), [(2, 3)], None),
-    "MatMulGate": (gates.MatMulGate, [(4, 3), (3, 2)], None),
-    "SumGate": (lambda: gates.SumGate(axis=0), [(3, 4)], None),
-    "MeanGate": (lambda: gates.MeanGate(axis=1, keepdims=True), [(3, 4)], None),
-    "LogSoftmaxGate": (getattr(gates, "LogSoftmaxGate", None), [(3, 4)], None),
-    "SquaredErrorGate": (gates.SquaredErrorGate, [(3, 4), (3, 4)], None),
-}
-CATALOGUE = [
-    name for name in gates.__all__
-    if isinstance(getattr(gates, name), type) and issubclass(getattr(gates, name), gates.Gate) and name != "Gate"
-]
-
-
-def gate_inputs(shapes, domain, rng):
-    values = []
-    for shape in shapes:
-        value = rng.uniform(0.5, 2.0, shape) if domain == POSITIVE else rng.standard_normal(shape)
-        # keep clear of kinks: no element within 0.05 of 0, all elements distinct
-        value = np.where(np.abs(value) < 0.05, 0.3, value)
-        values.append(value)
-    return values
-
-
-@pytest.mark.parametrize("name", CATALOGUE)
+@pytest.mark.parametrize("name", CASES)
 def test_check_gate_passes_for_every_gate_in_the_catalogue(name):
-    rng = np.random.default_rng(sum(map(ord, name)))
-    if name == "SoftmaxCrossEntropyGate":
-        inputs = [rng.standard_normal((3, 4)), np.array([0.0, 3.0, 1.0])]
-        gate = gates.SoftmaxCrossEntropyGate()
-    elif name in GATE_CASES:
-        make, shapes, domain = GATE_CASES[name]
-        gate, inputs = make(), gate_inputs(shapes, domain, rng)
-    else:  # a gate added since: try it on (2, 3) arrays
-        gate = getattr(gates, name)()
-        inputs = gate_inputs([(2, 3)] * input_count(gate)[0], None, rng)
-    result = check_gate(gate, *inputs)
+    case = CASES[name]
+    result = check_gate(case.make(), *case.sample(np.random.default_rng(sum(map(ord, name)))))
     assert result, str(result)
     assert not result.crossed_kink
 
@@ -293,7 +243,71 @@ def test_jacobian_of_a_scalar_output_is_the_gradient():
     g, feeds = lecture_circuits.vectorized()
     J = jacobian(g, feeds, "W")
     np.testing.assert_allclose(J, [[0.088, 0.176], [0.104, 0.208]])
-    assert g.has_backward
+    assert not g.has_backward  # left as it was
+
+
+def test_checks_in_the_middle_of_a_pass_change_nothing_the_next_backward_sees():
+    """check_gate on a gate of a live graph, gradcheck and jacobian between a forward and a backward."""
+    g, feeds = small_two_layer_net()
+    g.forward(feeds)
+    expected = {name: np.copy(grad) for name, grad in g.backward().items()}
+    other = {name: value + 0.5 for name, value in feeds.items()}
+    for check in (
+        lambda: check_gate(g.node("h").gate, np.ones((2, 3))),
+        lambda: gradcheck(g, other),
+        lambda: jacobian(g, other, "w1"),
+    ):
+        g.forward(feeds)
+        check()
+        grads = g.backward()
+        for name in expected:
+            np.testing.assert_array_equal(grads[name], expected[name], err_msg=name)
+
+
+def test_gradcheck_and_check_gate_compute_in_float64_and_say_so():
+    g = ComputationalGraph(dtype=np.float32)
+    x = g.add_input("x")
+    g.add_gate(gates.SumGate(), g.add_gate(gates.TanhGate(), x * x))
+    result = gradcheck(g, {"x": np.array([0.3, -1.2, 0.7])})
+    assert result and result.max_rel_error < 1e-7, str(result)
+    assert "checked in float64; the graph computes in float32" in str(result)
+    assert g.dtype == np.float32
+
+
+class AbsGate(gates.Gate):
+    """z = |x|;  dz/dx = sign(x): a custom gate with a kink at 0, which it states."""
+
+    def forward(self, x):
+        self.x = x
+        return np.abs(x)
+
+    def backward(self, upstream):
+        return (upstream * np.sign(self.x),)
+
+    def piece(self, x):
+        return np.sign(x)
+
+
+def test_a_custom_gate_states_its_kinks_and_gets_the_warning():
+    result = check_gate(AbsGate(), np.array([3e-7, 1.0, -2.0]))
+    assert result.crossed_kink
+    assert "crossed a kink of 'AbsGate'" in str(result)
+    assert result["x"].max_rel_error_off_kinks < 1e-7
+    g = ComputationalGraph()
+    g.add_gate(gates.SumGate(), g.add_gate(AbsGate(), g.add_input("x"), name="abs"))
+    result = gradcheck(g, {"x": np.array([-4e-7, 1.0])})
+    assert result.crossed_kink and "'abs'" in str(result)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda: check_gate(gates.SigmoidGate, 1.0), "gate instance, got the class SigmoidGate"),
+    (lambda: check_gate(gates.MultiplyGate(), 1.0), "takes 2 input"),
+    (lambda: check_gate(gates.SigmoidGate(), "one"), "not real numbers"),
+    (lambda: gradcheck(lecture_circuits.vectorized()[0], lecture_circuits.vectorized()[1], eps=0), "eps must be"),
+])
+def test_misused_checks_raise_check_errors(bad, message):
+    with pytest.raises(CheckError, match=message):
+        bad()
 
 
 def test_jacobian_refuses_a_huge_jacobian_citing_its_size():

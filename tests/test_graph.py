@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 import gates
-from graph import BackwardError, ComputationalGraph, Node, schedule
+from graph import BackwardError, ComputationalGraph, Node
 
 
 # Every test runs twice: as straight-line code and as a loop (tests/conftest.py).
-pytestmark = pytest.mark.usefixtures("both_ways_of_running")
+
 
 
 def test_nodes_have_given_or_generated_names():
@@ -216,7 +216,7 @@ def test_feeds_become_float64_and_arrays_are_not_copied():
     x * 1.0
     data = np.arange(4.0)
     g.forward({"x": data})
-    assert g.value("x") is data
+    assert np.shares_memory(g.value("x"), data)  # read in place (through a read-only view)
     g.forward({"x": np.array([1, 2], dtype=np.int64)})
     assert g.value("x").dtype == np.float64
     g.forward({"x": np.array([0.1], dtype=np.float32)})
@@ -299,27 +299,6 @@ def test_each_returned_gradient_is_its_own_array():
     np.testing.assert_array_equal(grads["b"], [2.0, 2.0, 2.0])
 
 
-def test_small_graphs_are_written_out_as_straight_line_code(monkeypatch):
-    """graph.schedule: one line per gate, like the lecture's hand-written loop; past the limit, a loop."""
-    g = ComputationalGraph()
-    x, y, z = g.add_input("x"), g.add_input("y"), g.add_input("z")
-    q = g.add_gate(gates.AddGate(), x, y, name="q")
-    g.add_gate(gates.MultiplyGate(), q, z, name="f")
-    monkeypatch.setattr(schedule, "STRAIGHT_LINE_LIMIT", 2)
-    written = schedule.Schedule(g)
-    assert written.source.splitlines()[:4] == [
-        "def forward_pass(values):",
-        "    values[3] = forward_3(values[0], values[1])  # 'q' = AddGate('x', 'y')",
-        "    values[4] = forward_4(values[3], values[2])  # 'f' = MultiplyGate('q', 'z')",
-        "    return values",
-    ]
-    assert "    # 'f' = MultiplyGate('q', 'z')" in written.source.splitlines()
-    g.add_gate(gates.NegateGate(), "f", name="minus_f")  # a third gate: past the limit
-    assert schedule.Schedule(g).forward_pass is None
-    assert g.forward({"x": -2.0, "y": 5.0, "z": -4.0}) == 12.0
-    assert g.backward() == {"x": 4.0, "y": 4.0, "z": -3.0}
-
-
 def test_a_copied_or_pickled_graph_runs_its_own_gates():
     g = ComputationalGraph()
     x, w = g.add_input("x"), g.add_param("w", np.ones(3))
@@ -332,12 +311,3 @@ def test_a_copied_or_pickled_graph_runs_its_own_gates():
     # The original's gates still hold its own pass.
     np.testing.assert_array_equal(g.backward()["w"], [1.0, 2.0, 3.0])
     assert g.params["w"][0] == 1.0
-
-
-def test_line_breaks_in_names_stay_inside_the_generated_comments():
-    Odd = type("Odd\rGate\nraise_here = 1 / 0", (gates.NegateGate,), {})
-    g = ComputationalGraph()
-    x = g.add_input("x\ny")
-    g.add_gate(Odd(), x, name="odd\r\nname")
-    assert g.forward({"x\ny": 2.0}) == -2.0
-    assert g.backward() == {"x\ny": -1.0}

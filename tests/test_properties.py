@@ -20,16 +20,15 @@ Profiles (tests/conftest.py): "ci" by default, derandomized and small;
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
-from hypothesis import given, note
+from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
 import gates
-from graph import ComputationalGraph, schedule
-from graph.checking import numerical_gradient
+from gate_catalogue import CASES, gate_classes_in_catalogue
+from graph import ComputationalGraph
+from graph.checking import check_gate, numerical_gradient
 
 KINK = 0.05  # least distance from a kink (ReLU family at 0) or a tie (Max, Min)
 POLE = 0.25  # least distance from 0 for Log, Divide, Reciprocal and negative or fractional powers
@@ -94,16 +93,27 @@ OTHERS = ["PowerGate", "MatMulGate", "SumGate", "MeanGate", "LogSoftmaxGate", "S
 CATALOGUE = sorted([*UNARY, *BINARY, *OTHERS])
 
 
-def test_the_random_graphs_draw_from_the_whole_catalogue():
-    exported = [
-        name
-        for name in gates.__all__
-        if inspect.isclass(getattr(gates, name)) and issubclass(getattr(gates, name), gates.Gate)
-        and getattr(gates, name) is not gates.Gate
-    ]
-    missing = sorted(set(exported) - set(CATALOGUE))
+def _copy(value):
+    """A copy of a value of the same kind (a numpy scalar stays a scalar)."""
+    return np.copy(value)[()] if np.ndim(value) == 0 else np.copy(value)
+
+
+def test_the_random_graphs_draw_every_elementwise_gate_of_the_catalogue():
+    elementwise = {type(case.make()).__name__ for case in CASES.values() if case.elementwise}
+    missing = sorted(elementwise - set(CATALOGUE))
     assert not missing, f"add {missing} to the random graphs of tests/test_properties.py"
-    assert not set(CATALOGUE) - set(exported)
+    assert set(CATALOGUE) <= gate_classes_in_catalogue()
+
+
+@pytest.mark.parametrize("name", CASES)
+@settings(max_examples=5)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_every_catalogue_gate_passes_check_gate_at_random_points(name, seed):
+    """Each gate of tests/gate_catalogue.py, at inputs drawn from a random seed."""
+    case = CASES[name]
+    rng = np.random.default_rng(seed)
+    result = check_gate(case.make(), *case.sample(rng))
+    assert result or result.crossed_kink, str(result)
 
 
 # ---------------------------------------------------------------- building a random graph
@@ -134,10 +144,10 @@ class RandomGraph:
         A = rng.uniform(-2.0, 2.0, (n, m))
         self.feeds = {
             "v": rng.uniform(-2.0, 2.0, m),
-            "s": np.array(rng.uniform(-2.0, 2.0)),  # 0-d: perturbable in place, run as a float
+            "s": np.array(rng.uniform(-2.0, 2.0)),  # 0-d: perturbable in place, run as a numpy scalar
         }
         self.nodes = [self.g.add_param("A", A), self.g.add_input("v"), self.g.add_input("s")]
-        self.values = {"A": A.copy(), "v": self.feeds["v"].copy(), "s": float(self.feeds["s"])}
+        self.values = {"A": A.copy(), "v": self.feeds["v"].copy(), "s": self.feeds["s"][()]}
         self.steps = []
 
     def pick(self, label, where=None):
@@ -232,7 +242,7 @@ class RandomGraph:
         twin = type(gate).__new__(type(gate))
         twin.__dict__.update({key: value for key, value in vars(gate).items()})
         with np.errstate(all="ignore"):
-            return twin.forward(*[np.copy(self._value_of(item)) for item in inputs])
+            return twin.forward(*[_copy(self._value_of(item)) for item in inputs])
 
     def _add(self, gate, inputs):
         reference = self._reference(gate, inputs)
@@ -258,7 +268,7 @@ def random_upstream(built, out):
     """d(loss)/d(output): magnitudes in [0.5, 1.5], random signs, so every output element counts."""
     rng = np.random.default_rng(built.seed + 1)
     upstream = rng.uniform(0.5, 1.5, np.shape(out)) * rng.choice([-1.0, 1.0], np.shape(out))
-    return float(upstream) if np.ndim(out) == 0 else upstream
+    return upstream[()] if np.ndim(out) == 0 else upstream
 
 
 def leaves(built):
@@ -329,23 +339,3 @@ def test_backward_never_changes_a_value_from_forward(built):
         np.testing.assert_array_equal(g.value(node), before[node.name], err_msg=node.name)
     for name, value in leaves(built).items():
         np.testing.assert_array_equal(value, leaves_before[name], err_msg=name)
-
-
-@given(random_graphs())
-def test_straight_line_code_and_the_loop_agree_exactly(built):
-    """graph.schedule writes small graphs out as straight-line code; the loop must give the same bits."""
-    g, feeds = built.g, built.feeds
-    assert g._compiled().forward_pass is not None
-    with np.errstate(all="ignore"):
-        out = np.copy(g.forward(feeds))
-        upstream = random_upstream(built, out)
-        grads = {name: np.copy(grad) for name, grad in g.backward(upstream).items()}
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(schedule, "STRAIGHT_LINE_LIMIT", 0)
-            g.add_constant(0.0)  # any change of the graph makes a new schedule
-            assert g._compiled().forward_pass is None
-            np.testing.assert_array_equal(g.forward(feeds), out)
-            looped = g.backward(upstream)
-    assert looped.keys() == grads.keys()
-    for name in grads:
-        np.testing.assert_array_equal(looped[name], grads[name], err_msg=name)
