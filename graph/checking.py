@@ -429,7 +429,7 @@ def check_gate(
         upstream = _default_upstream(upstream, output, seed)
         returned = gate.backward(upstream)
         inputs_now = [a[()] if a.ndim == 0 else a for a in arrays]
-        gradients = check_gradients(returned, inputs_now, np.shape(output), np.dtype(np.float64), who)
+        gradients = check_gradients(returned, inputs_now, output, np.dtype(np.float64), who)
         watcher = _KinkWatcher([gate] if _piece(gate, inputs_now) is not None else [], lambda _: (gate, arrays))
         rows, skipped = [], []
         for name, gradient, array in zip(names, gradients, arrays):

@@ -43,7 +43,6 @@ from graph.messages import gate_title, input_list, non_finite_kind, show
 from graph.node import CONSTANT, GATE, INPUT, PARAM, Node, NodeKind
 from graph.schedule import Schedule
 from graph.values import (
-    _VALUE_TYPES,
     check_gradients,
     check_output,
     graph_dtype,
@@ -95,8 +94,7 @@ class ComputationalGraph:
         self._digraph = nx.DiGraph()  # filled in bulk when asked for, see digraph
         self._schedule: Schedule | None = None  # computed on the first pass after a change
         self._forget_last_pass("run forward first")
-        self._lock = threading.Lock()  # one pass at a time
-        self._running_in: int | None = None  # the thread inside forward or backward
+        self._one_pass_at_a_time = _OnePassAtATime()
 
     # ------------------------------------------------------------------ building
 
@@ -261,7 +259,7 @@ class ComputationalGraph:
         -------
         numpy scalar or read-only array: the value of ``g.output``.
         """
-        with self._one_pass_at_a_time():
+        with self._one_pass_at_a_time:
             schedule = self._current_schedule()
             self._forget_last_pass("the last forward failed")
             try:
@@ -269,18 +267,19 @@ class ComputationalGraph:
             except GraphError as error:
                 self._why_no_values = f"the last forward was given bad feeds: {error}"
                 raise
-            dtype, value_types, check_finite = self.dtype, _VALUE_TYPES[self.dtype], self.check_finite
-            for node, forward, slots in schedule.forward_steps:
-                inputs = [values[slot] for slot in slots]
+            dtype, scalar_type, check_finite = self.dtype, self.dtype.type, self.check_finite
+            for node, forward, inputs_of, slot in schedule.forward_steps:
+                inputs = inputs_of(values)
                 try:
                     out = forward(*inputs)
                 except Exception as error:
                     raise self._forward_failed(node, inputs, error) from error
-                if type(out) not in value_types or out.dtype is not dtype:
+                # A value is a numpy scalar or an array of the graph's dtype; anything else is checked.
+                if type(out) is not scalar_type and (type(out) is not np.ndarray or out.dtype is not dtype):
                     out = read_only(check_output(out, dtype, node))
                 if check_finite and not np.isfinite(out).all():
                     raise self._non_finite_output(node, values, out)
-                values[node.index] = out
+                values[slot] = out
             self._values, self._pass_thread = values, threading.get_ident()
             return read_only(values[self._output.index])
 
@@ -299,23 +298,27 @@ class ComputationalGraph:
         gradient, with exactly that input's shape and the graph's dtype: a
         writable array that shares memory with nothing else (or a numpy scalar).
         """
-        with self._one_pass_at_a_time():
+        with self._one_pass_at_a_time:
             values = self._values_for_backward()
             schedule = self._current_schedule()
             dtype, check_finite = self.dtype, self.check_finite
             grads = [None] * len(values)
             sent = {}  # gate slot -> the gradients it sent, for explain() and draw()
-            grads[self._output.index] = self._first_upstream(upstream, values[self._output.index])
-            for node, backward, slots, targets in schedule.backward_steps:
-                upstream = grads[node.index]
+            out_value = values[self._output.index]
+            if upstream is None and type(out_value) is dtype.type:  # the usual case: a scalar loss
+                grads[self._output.index] = dtype.type(1.0)
+            else:
+                grads[self._output.index] = self._first_upstream(upstream, out_value)
+            for node, backward, inputs_of, out_slot, targets in schedule.backward_steps:
+                upstream = grads[out_slot]
                 if upstream is None:
                     continue  # the output does not depend on this gate
                 try:
                     returned = backward(upstream)
                 except Exception as error:
                     raise GradientError(f"{gate_title(node)} failed in backward: {type(error).__name__}: {error}") from error
-                inputs = [values[slot] for slot in slots]
-                gradients = sent[node.index] = check_gradients(returned, inputs, values[node.index].shape, dtype, node)
+                gradients = check_gradients(returned, inputs_of(values), values[out_slot], dtype, node)
+                sent[out_slot] = gradients
                 for position, slot in targets:
                     grad = gradients[position]
                     if grad is None:
@@ -463,13 +466,12 @@ class ComputationalGraph:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        del state["_lock"]  # a lock cannot be copied: the copy gets its own
-        state["_running_in"] = None
+        state["_one_pass_at_a_time"] = None  # a lock cannot be copied: the copy gets its own
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._lock = threading.Lock()
+        self._one_pass_at_a_time = _OnePassAtATime()
 
     def __repr__(self) -> str:
         counts = {kind: 0 for kind in NodeKind}
@@ -537,35 +539,31 @@ class ComputationalGraph:
             self._schedule = Schedule(self)
         return self._schedule
 
-    @contextlib.contextmanager
-    def _one_pass_at_a_time(self) -> Iterator[None]:
-        """Serialize passes from several threads; refuse a gate calling its own graph."""
-        if self._running_in == threading.get_ident():
-            raise ConcurrentUseError("a gate called forward or backward of the graph it belongs to, during a pass")
-        with self._lock:
-            self._running_in = threading.get_ident()
-            try:
-                yield
-            finally:
-                self._running_in = None
-
     def _leaf_values(self, schedule: Schedule, feeds: Mapping[str, Any] | None) -> list:
         """A fresh value list with every input, parameter and constant filled in; checks every feed first."""
         if feeds is None:
             feeds = {}
-        if not isinstance(feeds, Mapping):
+        if type(feeds) is not dict and not isinstance(feeds, Mapping):
             raise FeedError(f"feeds must be a dict of input name -> value, got {type(feeds).__name__}")
-        if len(feeds) != len(schedule.inputs) or not all(name in feeds for name, _ in schedule.inputs):
+        if len(feeds) != len(schedule.inputs):
             self._raise_feed_mismatch(schedule, feeds)
         dtype = self.dtype
         values = [None] * len(self._nodes)
         for slot, value in schedule.constants:
             values[slot] = value
         for name, slot in schedule.inputs:
-            value = feeds[name]
-            if type(value) is not np.ndarray or value.dtype is not dtype or not value.ndim:
+            value = feeds.get(name, _MISSING)
+            kind = type(value)
+            if kind is float:  # the usual scalar feed
+                value = dtype.type(value)
+            elif kind is not np.ndarray or value.dtype is not dtype or not value.ndim:
+                if value is _MISSING:
+                    self._raise_feed_mismatch(schedule, feeds)
                 value = to_value(value, dtype, "feed", name)
-            values[slot] = read_only(value)  # gates may not write into the caller's arrays
+            if type(value) is np.ndarray:  # gates may not write into the caller's arrays
+                value = value.view()
+                value.flags.writeable = False
+            values[slot] = value
         params = self.params
         for name, slot in schedule.params:
             value = params.get(name)
@@ -645,6 +643,9 @@ class ComputationalGraph:
         result, seen = {}, None
         for name, slot in schedule.leaves:
             grad = grads[slot]
+            if type(grad) is self.dtype.type:  # a numpy scalar: immutable, nothing to share
+                result[name] = grad
+                continue
             if grad is None:
                 grad = grads[slot] = self._zeros_like(values[slot])
             elif type(grad) is np.ndarray:
@@ -661,6 +662,28 @@ class ComputationalGraph:
 
     def _zeros_like(self, value: Any) -> Any:
         return np.zeros(value.shape, self.dtype) if value.shape else self.dtype.type(0.0)
+
+
+_MISSING = object()
+
+
+class _OnePassAtATime:
+    """``with``: passes from several threads run one after the other; a gate calling its own graph is refused."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.running_in: int | None = None  # the thread inside forward or backward
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        if self.running_in == me:
+            raise ConcurrentUseError("a gate called forward or backward of the graph it belongs to, during a pass")
+        self.lock.acquire()
+        self.running_in = me
+
+    def __exit__(self, *exc_info) -> None:
+        self.running_in = None
+        self.lock.release()
 
 
 class _ReadOnlyMapping(Mapping):

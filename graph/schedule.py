@@ -12,6 +12,7 @@ lists of steps, so that a pass (``ComputationalGraph.forward`` and
 
 from __future__ import annotations
 
+import operator
 from typing import TYPE_CHECKING
 
 import networkx as nx
@@ -33,9 +34,10 @@ class Schedule:
     inputs, params : list of (name, slot)
         Each input and parameter, and the slot of its value.
     constants : list of (slot, value)
-    forward_steps : list of (node, gate.forward, input slots)
-        One per gate, in topological order.
-    backward_steps : list of (node, gate.backward, input slots, (position, slot) of each input needing a gradient)
+    forward_steps : list of (node, gate.forward, inputs_of, output slot)
+        One per gate, in topological order; ``inputs_of(values)`` picks the
+        gate's input values out of the value list, in order.
+    backward_steps : list of (node, gate.backward, inputs_of, output slot, (position, slot) of each input needing a gradient)
         One per gate that needs a gradient, in reverse order.
     leaves : list of (name, slot)
         The inputs and parameters whose gradients backward returns.
@@ -55,9 +57,22 @@ class Schedule:
         for node in self.order:
             if node.kind is not GATE:
                 continue
-            slots = tuple([source.index for source in node.inputs])
-            self.forward_steps.append((node, node.gate.forward, slots))
+            inputs_of = _picker([source.index for source in node.inputs])
+            self.forward_steps.append((node, node.gate.forward, inputs_of, node.index))
             if node.requires_grad:
                 targets = tuple((position, source.index) for position, source in enumerate(node.inputs) if source.requires_grad)
-                self.backward_steps.append((node, node.gate.backward, slots, targets))
+                self.backward_steps.append((node, node.gate.backward, inputs_of, node.index, targets))
         self.backward_steps.reverse()
+
+
+def _picker(slots: list[int]):
+    """A function of the value list giving the values at ``slots``, as a sequence.
+
+    operator.itemgetter does it in C; alone it would give one input as the
+    value itself, so one slot is picked as a one-element slice.
+    """
+    if len(slots) == 1:
+        return operator.itemgetter(slice(slots[0], slots[0] + 1))
+    if not slots:
+        return lambda values: ()
+    return operator.itemgetter(*slots)

@@ -23,8 +23,6 @@ from graph.errors import FeedError, FeedTypeError, GateForwardError, GradientErr
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 #: The dtypes a graph can compute in.
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
-#: The types of a value, per dtype: arrays and that dtype's numpy scalars.
-_VALUE_TYPES = {dtype: (np.ndarray, dtype.type) for dtype in DTYPES}
 
 
 def graph_dtype(dtype: Any) -> np.dtype:
@@ -53,8 +51,11 @@ def to_value(raw: Any, dtype: np.dtype, what: str, name: str | None = None) -> A
     FeedError
         For an integer too large for a float.
     """
-    if type(raw) is np.ndarray and raw.dtype is dtype and raw.ndim:
+    kind = type(raw)
+    if kind is np.ndarray and raw.dtype is dtype and raw.ndim:
         return raw
+    if kind is float:
+        return dtype.type(raw)
     if name is not None:
         what = f"{what} {name!r}"
     if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) > int(np.finfo(dtype).max):
@@ -107,7 +108,7 @@ def check_output(out: Any, dtype: np.dtype, who: Any) -> Any:
     )
 
 
-def check_gradients(returned: Any, inputs: Sequence[Any], output_shape: tuple, dtype: np.dtype, who: Any) -> tuple:
+def check_gradients(returned: Any, inputs: Sequence[Any], output: Any, dtype: np.dtype, who: Any) -> tuple:
     """What a gate's backward returned, checked and brought to its inputs' shapes.
 
     The one check of a backward: the graph, check_gate and explain all rely on
@@ -121,7 +122,7 @@ def check_gradients(returned: Any, inputs: Sequence[Any], output_shape: tuple, d
     ----------
     returned : what ``gate.backward(upstream)`` returned
     inputs : the values that went into the gate's forward, in order
-    output_shape : the shape of the gate's output
+    output : the gate's output (its shape is allowed for a broadcast input)
     dtype : the graph's dtype
     who : the gate's Node, or (title, input names) for a gate on its own: for messages
 
@@ -134,6 +135,24 @@ def check_gradients(returned: Any, inputs: Sequence[Any], output_shape: tuple, d
     GradientError
         Naming the gate, the input and both shapes.
     """
+    if type(returned) is tuple and len(returned) == len(inputs):
+        for grad, value in zip(returned, inputs):
+            # The common cases, in a few reads: an array of the dtype and the
+            # input's shape, None, or a numpy scalar of the dtype for a scalar.
+            kind = type(grad)
+            if kind is np.ndarray:
+                if grad.dtype is dtype and grad.shape == value.shape:
+                    continue
+            elif grad is None or (kind is type(value) and kind is dtype.type):
+                continue
+            break
+        else:
+            return returned
+    return _check_slowly(returned, inputs, output, dtype, who)
+
+
+def _check_slowly(returned: Any, inputs: Sequence[Any], output: Any, dtype: np.dtype, who: Any) -> tuple:
+    """check_gradients for anything but the common cases: errors, conversions, broadcast inputs."""
     if type(returned) is not tuple:
         if type(returned) is not list:
             _raise_not_a_tuple(returned, *describe(who))
@@ -143,14 +162,8 @@ def check_gradients(returned: Any, inputs: Sequence[Any], output_shape: tuple, d
             f"{describe(who)[0]}.backward returned {len(returned)} gradient(s) but the gate has "
             f"{len(inputs)} input(s); return one per input, None for none"
         )
-    value_types = _VALUE_TYPES[dtype]
-    for grad, value in zip(returned, inputs):
-        # The common case, checked in a few attribute reads: right type, dtype and shape.
-        if grad is not None and not (type(grad) in value_types and grad.dtype is dtype and grad.shape == value.shape):
-            break
-    else:
-        return returned
     title, names = describe(who)
+    output_shape = np.shape(output)
     try:
         broadcast = np.broadcast_shapes(*[np.shape(value) for value in inputs])
     except ValueError:
