@@ -1,7 +1,8 @@
 """gategraph's gates: one class per operation, each with forward and backward.
 
 Families: :mod:`gates.arithmetic`, :mod:`gates.activations`,
-:mod:`gates.reductions`, :mod:`gates.linalg`, :mod:`gates.losses`.  Write your
+:mod:`gates.reductions`, :mod:`gates.linalg`, :mod:`gates.losses`,
+:mod:`gates.indexing`.  Write your
 own by subclassing :class:`Gate`.
 """
 
@@ -20,6 +21,7 @@ from gates.arithmetic import (
     SubtractGate,
 )
 from gates.base import Gate, input_count
+from gates.indexing import ConcatenateGate, EmbeddingGate, SliceGate, StackGate
 from gates.linalg import MatMulGate
 from gates.losses import LogSoftmaxGate, SoftmaxCrossEntropyGate, SquaredErrorGate
 from gates.reductions import MeanGate, SumGate
@@ -49,4 +51,8 @@ __all__ = [
     "SquaredErrorGate",
     "SumGate",
     "MeanGate",
+    "EmbeddingGate",
+    "SliceGate",
+    "StackGate",
+    "ConcatenateGate",
 ]
