@@ -2,7 +2,7 @@
 
 Families: :mod:`gates.arithmetic`, :mod:`gates.activations`,
 :mod:`gates.reductions`, :mod:`gates.linalg`, :mod:`gates.losses`,
-:mod:`gates.indexing`.  Write your
+:mod:`gates.indexing`, :mod:`gates.sequence_losses`.  Write your
 own by subclassing :class:`Gate`.
 """
 
@@ -25,6 +25,7 @@ from gates.indexing import ConcatenateGate, EmbeddingGate, SliceGate, StackGate
 from gates.linalg import MatMulGate
 from gates.losses import LogSoftmaxGate, SoftmaxCrossEntropyGate, SquaredErrorGate
 from gates.reductions import MeanGate, SumGate
+from gates.sequence_losses import SoftmaxCrossEntropySumGate
 
 __all__ = [
     "Gate",
@@ -55,4 +56,5 @@ __all__ = [
     "SliceGate",
     "StackGate",
     "ConcatenateGate",
+    "SoftmaxCrossEntropySumGate",
 ]

@@ -21,12 +21,14 @@ recurrent engine.
 >>> sorted(g.params), [h.name for h in hs]
 (['rnn.Wh', 'rnn.Wx', 'rnn.b'], ['rnn.h1', 'rnn.h2', 'rnn.h3'])
 
-The input projection of every step is computed at once, before the
-recurrence: one lookup (``indices=True``: x holds class indices standing for
-one-hot vectors, and ``onehot(x_t) @ Wx`` is row x_t of Wx) or, for dense
-inputs x: (N, T, D), one product per step; the bias is added there too.
-Each step then needs only its slice, one product with Wh, one addition and
-the nonlinearities.
+With ``indices=True`` x holds class indices standing for one-hot vectors,
+and ``onehot(x_t) @ Wx`` is row x_t of Wx: the rows of every step come from
+one lookup (:class:`gates.EmbeddingGate`) before the recurrence, and each
+step takes its own with a :class:`gates.SliceGate` (a view).  Dense inputs
+x: (N, T, D) are sliced per step and multiplied by Wx.  The pre-activation
+is added up as ``(x_t @ Wx + h_{t-1} @ Wh) + b``, in the order of
+min-char-rnn's ``np.dot(Wxh, x) + np.dot(Whh, h) + bh``, so that
+``scripts/train_char_rnn.py`` repeats its numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -95,11 +97,10 @@ def rnn(
     Wx = g.add_param(f"{name}.Wx", xavier_uniform(input_size, hidden_size, rng))
     Wh = g.add_param(f"{name}.Wh", xavier_uniform(hidden_size, hidden_size, rng))
     b = g.add_param(f"{name}.b", np.zeros(hidden_size))
-    step_inputs = _input_projections(g, x, Wx, b, steps, name, indices)
+    step_inputs = _input_projections(g, x, Wx, steps, name, indices)
     hs, h = [], h0
     for t in range(1, steps + 1):
-        hWh = g.add_gate(MatMulGate(), h, Wh, name=f"{name}.hWh{t}")
-        a = g.add_gate(AddGate(), step_inputs[t - 1], hWh, name=f"{name}.a{t}")
+        a = _pre_activation(g, step_inputs[t - 1], h, Wh, b, name, t)
         h = g.add_gate(TanhGate(), a, name=f"{name}.h{t}")
         hs.append(h)
     return hs, h
@@ -151,11 +152,10 @@ def lstm(
     Wx = g.add_param(f"{name}.Wx", xavier_uniform(input_size, 4 * H, rng))
     Wh = g.add_param(f"{name}.Wh", xavier_uniform(H, 4 * H, rng))
     b = g.add_param(f"{name}.b", np.zeros(4 * H))
-    step_inputs = _input_projections(g, x, Wx, b, steps, name, indices)
+    step_inputs = _input_projections(g, x, Wx, steps, name, indices)
     hs, h, c = [], h0, c0
     for t in range(1, steps + 1):
-        hWh = g.add_gate(MatMulGate(), h, Wh, name=f"{name}.hWh{t}")
-        a = g.add_gate(AddGate(), step_inputs[t - 1], hWh, name=f"{name}.a{t}")
+        a = _pre_activation(g, step_inputs[t - 1], h, Wh, b, name, t)
         ifo = g.add_gate(SigmoidGate(), g.add_gate(SliceGate(slice(0, 3 * H)), a), name=f"{name}.ifo{t}")
         i = g.add_gate(SliceGate(slice(0, H)), ifo, name=f"{name}.i{t}")
         f = g.add_gate(SliceGate(slice(H, 2 * H)), ifo, name=f"{name}.f{t}")
@@ -169,18 +169,23 @@ def lstm(
     return hs, h, c
 
 
-def _input_projections(g, x, Wx, b, steps, name, indices) -> list[Node]:
-    """x_t @ Wx + b for t = 1..steps, each (N, H) (or (N, 4H)): the part of each step that needs no recurrence."""
+def _input_projections(g, x, Wx, steps, name, indices) -> list[Node]:
+    """x_t @ Wx for t = 1..steps, each (N, H) (or (N, 4H)): the part of each step that needs no recurrence."""
     if indices:
-        # All steps in one lookup and one addition, then a slice per step.
-        projected = g.add_gate(AddGate(), g.add_gate(EmbeddingGate(), x, Wx), b, name=f"{name}.xWx")
+        # Every step in one lookup, then a slice (a view) per step.
+        projected = g.add_gate(EmbeddingGate(), x, Wx, name=f"{name}.xWx")
         return [g.add_gate(SliceGate(t, axis=1), projected, name=f"{name}.xWx{t + 1}") for t in range(steps)]
     projections = []
     for t in range(steps):
         x_t = g.add_gate(SliceGate(t, axis=1), x, name=f"{name}.x{t + 1}")
-        product = g.add_gate(MatMulGate(), x_t, Wx)
-        projections.append(g.add_gate(AddGate(), product, b, name=f"{name}.xWx{t + 1}"))
+        projections.append(g.add_gate(MatMulGate(), x_t, Wx, name=f"{name}.xWx{t + 1}"))
     return projections
+
+
+def _pre_activation(g, xWx, h, Wh, b, name, t) -> Node:
+    """(x_t @ Wx + h_{t-1} @ Wh) + b, added in min-char-rnn's order so that its numbers repeat bit for bit."""
+    hWh = g.add_gate(MatMulGate(), h, Wh, name=f"{name}.hWh{t}")
+    return g.add_gate(AddGate(), g.add_gate(AddGate(), xWx, hWh), b, name=f"{name}.a{t}")
 
 
 def _check_sizes(layer: str, name: str, input_size: int, hidden_size: int, steps: int) -> None:
