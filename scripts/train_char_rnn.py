@@ -265,7 +265,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="np.random.seed before drawing Wxh, Whh, Why")
     parser.add_argument("--print-every", type=int, default=100, help="print 'iter N, loss: L' every this many")
     parser.add_argument("--sample-every", type=int, default=1000,
-                        help="print a generated sample every this many iterations (0: never; default 1000)")
+                        help="print a generated sample every this many iterations and after the last "
+                        "(0: never; default 1000)")
     parser.add_argument("--sample-length", type=int, default=200, help="characters per sample (default 200)")
     parser.add_argument("--save", metavar="NPZ", help="save the parameters here after training")
     parser.add_argument("--load", metavar="NPZ", help="start from parameters saved by --save")
@@ -350,6 +351,9 @@ def main(argv: list[str] | None = None) -> list[float]:
         f"after {state.n} iterations: smooth loss {state.smooth_loss:.3f}, "
         f"uniform guess -log(1/{V}) * {T} = {uniform:.3f}"
     )
+    if args.sample_every:  # a last sample from the trained model, after the training numbers
+        ixes = sample(models, state.h, state.c, chars.index(text[state.p]), args.sample_length)
+        print("----\n %s \n----" % "".join(chars[ix] for ix in ixes))
     if args.save:
         model.graph.save_params(args.save)
     if args.plot:

@@ -128,6 +128,7 @@ CASES: dict[str, GateCase] = {
     "StackGate(one input)": GateCase(gates.StackGate, normal((4,))),
     "ConcatenateGate": GateCase(gates.ConcatenateGate, normal((2, 3), (1, 3), (3, 3))),
     "ConcatenateGate(axis=-1)": GateCase(lambda: gates.ConcatenateGate(axis=-1), normal((2, 1), (2, 4))),
+    "SoftmaxCrossEntropySumGate": GateCase(gates.SoftmaxCrossEntropySumGate, _labels, no_grad=(1,)),
 }
 
 
