@@ -96,7 +96,7 @@ def build_char_model(cell: str, V: int, H: int, steps: int, with_loss: bool = Tr
     reference computes ``Why h_t + by`` step by step; the T rows go through
     one SoftmaxCrossEntropySumGate, the sum over steps of -log p(target).
     Parameters (names in g.params): ``{cell}.Wx`` (V, H) or (V, 4H),
-    ``{cell}.Wh``, ``{cell}.b``, ``out.W`` (H, V), ``out.b`` (V,); their
+    ``{cell}.Wh``, ``{cell}.b`` (1, H), ``out.W`` (H, V), ``out.b`` (1, V); their
     values are replaced by :func:`reference_parameters`.
     """
     g = ComputationalGraph()
@@ -110,7 +110,7 @@ def build_char_model(cell: str, V: int, H: int, steps: int, with_loss: bool = Tr
     else:
         hs, h_last = rnn(g, x, h0, V, H, steps, rng, name="rnn", indices=True)
     W = g.add_param("out.W", np.zeros((H, V)))
-    b = g.add_param("out.b", np.zeros(V))
+    b = g.add_param("out.b", np.zeros((1, V)))
     ys = [
         g.add_gate(AddGate(), g.add_gate(MatMulGate(), h, W), b, name=f"y{t}") for t, h in enumerate(hs, start=1)
     ]
@@ -145,9 +145,9 @@ def reference_parameters(cell: str, V: int, H: int, seed: int) -> dict[str, np.n
     return {
         f"{cell}.Wx": Wxh.T,
         f"{cell}.Wh": Whh.T,
-        f"{cell}.b": np.zeros(rows),
+        f"{cell}.b": np.zeros((1, rows)),
         "out.W": Why.T,
-        "out.b": np.zeros(V),
+        "out.b": np.zeros((1, V)),
     }
 
 

@@ -293,7 +293,7 @@ def test_lstm_step_is_the_formula():
     c = f * feeds["c0"] + i * cand
     np.testing.assert_allclose(g.value("lstm.c1"), c, rtol=1e-13)
     np.testing.assert_allclose(g.value(last), o * np.tanh(c), rtol=1e-13)
-    assert p["lstm.Wx"].shape == (5, 12) and p["lstm.Wh"].shape == (3, 12) and p["lstm.b"].shape == (12,)
+    assert p["lstm.Wx"].shape == (5, 12) and p["lstm.Wh"].shape == (3, 12) and p["lstm.b"].shape == (1, 12)
 
 
 def test_layers_refuse_bad_sizes():
