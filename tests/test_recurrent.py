@@ -1,4 +1,4 @@
-"""Recurrent networks (issue 13): the indexing gates, the summed cross-entropy, rnn/lstm layers, Adagrad and clipping."""
+"""Recurrent networks (issue 13): indexing gates, summed cross-entropy, rnn/lstm layers, Adagrad, clipping."""
 
 import numpy as np
 import pytest
