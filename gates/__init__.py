@@ -1,7 +1,8 @@
 """gategraph's gates: one class per operation, each with forward and backward.
 
 Families: :mod:`gates.arithmetic`, :mod:`gates.activations`,
-:mod:`gates.reductions`, :mod:`gates.linalg`, :mod:`gates.losses`.  Write your
+:mod:`gates.reductions`, :mod:`gates.linalg`, :mod:`gates.losses`,
+:mod:`gates.indexing`, :mod:`gates.sequence_losses`.  Write your
 own by subclassing :class:`Gate`.
 """
 
@@ -20,9 +21,11 @@ from gates.arithmetic import (
     SubtractGate,
 )
 from gates.base import Gate, input_count
+from gates.indexing import ConcatenateGate, EmbeddingGate, SliceGate, StackGate
 from gates.linalg import MatMulGate
 from gates.losses import LogSoftmaxGate, SoftmaxCrossEntropyGate, SquaredErrorGate
 from gates.reductions import MeanGate, SumGate
+from gates.sequence_losses import SoftmaxCrossEntropySumGate
 
 __all__ = [
     "Gate",
@@ -49,4 +52,9 @@ __all__ = [
     "SquaredErrorGate",
     "SumGate",
     "MeanGate",
+    "EmbeddingGate",
+    "SliceGate",
+    "StackGate",
+    "ConcatenateGate",
+    "SoftmaxCrossEntropySumGate",
 ]

@@ -190,3 +190,117 @@ def _check_range(optimizer, what, value, low, high=None, low_open=False):
     if too_low or too_high or np.isnan(value):
         bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
         raise ValueError(f"{type(optimizer).__name__}: {what} must be {bounds}, got {value:g}")
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., 2011) in the form of min-char-rnn's loop, the reference this follows.
+
+    For each parameter p with gradient g::
+
+        memory = memory + g * g                  (memory starts at 0)
+        p = p - lr * g / sqrt(memory + eps)
+
+    eps sits inside the square root, as in the reference loop
+    (``param += -learning_rate * dparam / np.sqrt(mem + 1e-8)``);
+    ``torch.optim.Adagrad`` puts it outside, ``lr * g / (sqrt(memory) + eps)``,
+    which differs in the first steps of a parameter whose gradient is tiny.
+    Each parameter keeps its dtype (a float32 parameter and its memory stay
+    float32), and is changed in place.
+
+    Parameters
+    ----------
+    params, lr, weight_decay
+        See :class:`Optimizer`.
+    eps : float
+        Keeps the division finite while memory is 0, > 0.
+    """
+
+    #: Per-parameter state, as dict attributes of the optimizer (name -> array).
+    state_names = ("memory",)
+
+    def __init__(
+        self,
+        params: Mapping[str, np.ndarray],
+        lr: float,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        super().__init__(params, lr, weight_decay)
+        _check_range(self, "eps", eps, low=0.0, low_open=True)
+        self.eps = float(eps)
+        self.memory: dict[str, np.ndarray] = {}
+
+    def step(self, grads: Mapping[str, Any]) -> None:
+        """Update every parameter in place, keeping its dtype; checks every gradient first.
+
+        The base class widens parameters to float64; Adagrad updates float32
+        parameters as float32 instead, so it checks and updates here.
+        """
+        for name, param in self.params.items():
+            if name not in grads:
+                raise OptimizerError(
+                    f"Adagrad.step: no gradient for parameter {name!r}; pass the dict that g.backward() returned"
+                )
+            if np.shape(grads[name]) != np.shape(param):
+                raise OptimizerError(
+                    f"Adagrad.step: gradient for {name!r} has shape {np.shape(grads[name])} "
+                    f"but the parameter has shape {np.shape(param)}"
+                )
+            if not (type(param) is np.ndarray and param.flags.writeable and param.dtype.kind == "f"):
+                raise OptimizerError(
+                    f"Adagrad.step: parameter {name!r} must be a writable float array to be updated in place, "
+                    f"got {type(param).__name__} {getattr(param, 'dtype', '')}"
+                )
+        self.steps += 1
+        for name, param in self.params.items():
+            grad = np.asarray(grads[name], dtype=param.dtype)
+            if self.weight_decay:
+                grad = grad + self.weight_decay * param  # a new array: grads stay untouched
+            param -= self.update(name, grad)
+
+    def update(self, name, grad):
+        memory = self.memory.get(name)
+        if memory is None:
+            memory = self.memory[name] = np.zeros_like(grad)
+        memory += grad * grad
+        return self.lr * grad / np.sqrt(memory + self.eps)
+
+    def __repr__(self) -> str:
+        return f"Adagrad(lr={self.lr:g}, eps={self.eps:g}, weight_decay={self.weight_decay:g})"
+
+
+def clip(grads: Mapping[str, Any], max_value: float) -> dict[str, Any]:
+    """Each gradient clipped elementwise into [-max_value, max_value], as a new dict of new arrays.
+
+    min-char-rnn's ``np.clip(dparam, -5, 5, out=dparam)``, without writing
+    the given arrays (gradients from backward may be shared views).  A cheap
+    guard against the exploding gradients of a recurrent network, though it
+    changes the gradient's direction; :func:`clip_by_global_norm` does not.
+    """
+    c = _positive("clip", "max_value", max_value)
+    return {name: np.clip(grad, -c, c) for name, grad in grads.items()}
+
+
+def clip_by_global_norm(grads: Mapping[str, Any], max_norm: float) -> dict[str, Any]:
+    """All gradients scaled by one factor so that their joint norm is at most max_norm; a new dict of new arrays.
+
+    norm = sqrt(sum over every gradient of sum(g ** 2)); when norm > max_norm
+    every gradient is multiplied by max_norm / norm, otherwise copied
+    unchanged.  Keeps the direction of the whole update, as
+    ``torch.nn.utils.clip_grad_norm_`` does (which adds 1e-6 to the norm).
+    """
+    c = _positive("clip_by_global_norm", "max_norm", max_norm)
+    norm = float(np.sqrt(sum(float(np.sum(np.square(grad))) for grad in grads.values())))
+    scale = c / norm if norm > c else 1.0
+    return {name: np.multiply(grad, scale, dtype=np.result_type(grad)) for name, grad in grads.items()}
+
+
+def _positive(function: str, what: str, value: Any) -> float:
+    """value as a float, or TypeError/ValueError naming the function, unless value > 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{function}: {what} must be a number, got {value!r}") from None
+    if not number > 0 or np.isnan(number):
+        raise ValueError(f"{function}: {what} must be > 0, got {number:g}")
+    return number

@@ -72,6 +72,11 @@ def _labels(rng):
     return [rng.standard_normal((3, 4)), np.array([0.0, 3.0, 1.0])]
 
 
+def _indices(shape, V=4, D=3):
+    """inputs(rng) for EmbeddingGate: indices of ``shape`` into V rows (some repeated), a table (V, D)."""
+    return lambda rng: [rng.integers(0, V, shape).astype(np.float64), rng.standard_normal((V, D))]
+
+
 CASES: dict[str, GateCase] = {
     # ------------------------------------------------------------ arithmetic
     "AddGate": GateCase(gates.AddGate, arity=2),
@@ -114,6 +119,16 @@ CASES: dict[str, GateCase] = {
     "SoftmaxCrossEntropyGate": GateCase(gates.SoftmaxCrossEntropyGate, _labels, no_grad=(1,)),
     # ----------------------------------------------------- convolution (issue 12)
     # ------------------------------------------------------- recurrent (issue 13)
+    "EmbeddingGate": GateCase(gates.EmbeddingGate, _indices((5,)), no_grad=(0,)),
+    "EmbeddingGate((N, T), repeated)": GateCase(gates.EmbeddingGate, _indices((2, 6)), no_grad=(0,)),
+    "SliceGate(int, axis=1)": GateCase(lambda: gates.SliceGate(2, axis=1), normal((2, 4, 3))),
+    "SliceGate(slice)": GateCase(lambda: gates.SliceGate(slice(1, 3)), normal((3, 5))),
+    "SliceGate(negative)": GateCase(lambda: gates.SliceGate(-1, axis=0), normal((3, 4))),
+    "StackGate(axis=1)": GateCase(lambda: gates.StackGate(axis=1), normal((2, 3), (2, 3), (2, 3))),
+    "StackGate(one input)": GateCase(gates.StackGate, normal((4,))),
+    "ConcatenateGate": GateCase(gates.ConcatenateGate, normal((2, 3), (1, 3), (3, 3))),
+    "ConcatenateGate(axis=-1)": GateCase(lambda: gates.ConcatenateGate(axis=-1), normal((2, 1), (2, 4))),
+    "SoftmaxCrossEntropySumGate": GateCase(gates.SoftmaxCrossEntropySumGate, _labels, no_grad=(1,)),
 }
 
 

@@ -2,9 +2,11 @@
 
 Each returns the output node of the block, so a network is a few lines.
 Families: :mod:`graph.layers.dense` (fully connected layers, MLPs and weight
-initialization).
+initialization), :mod:`graph.layers.recurrent` (RNN and LSTM unrolled over
+time steps with shared parameters).
 """
 
 from graph.layers.dense import INITIALIZERS, dense, he_normal, mlp, xavier_uniform
+from graph.layers.recurrent import lstm, rnn
 
-__all__ = ["dense", "mlp", "he_normal", "xavier_uniform", "INITIALIZERS"]
+__all__ = ["dense", "mlp", "he_normal", "xavier_uniform", "INITIALIZERS", "rnn", "lstm"]
