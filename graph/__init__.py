@@ -20,6 +20,8 @@ from graph.errors import (
     NonFiniteError,
     NotAGateError,
     OptimizerError,
+    OptimizerTypeError,
+    CheckpointError,
     ParameterFileError,
 )
 from graph.node import Node
@@ -48,4 +50,6 @@ __all__ = [
     "JacobianTooLargeError",
     "DrawingError",
     "OptimizerError",
+    "OptimizerTypeError",
+    "CheckpointError",
 ]
