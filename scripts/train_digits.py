@@ -113,7 +113,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     options.check_output_file(parser, "--plot", args.plot)
     options.check_input_file(parser, "--load", args.load)
     options.check_checkpoint_options(parser, args)
-    for module in ("sklearn", "threadpoolctl", "tqdm"):
+    for module in ("threadpoolctl", "tqdm", "sklearn"):  # sklearn itself imports threadpoolctl
         options.require(parser, module, "train", "train_digits.py")
     if args.plot:
         options.require(parser, "matplotlib", "draw", "--plot")
