@@ -170,7 +170,8 @@ def train_and_test(args: argparse.Namespace) -> float:
             sys.exit(f"{args.resume!r} is at epoch {first_epoch}, beyond --epochs {args.epochs}")
         print(f"resumed from {args.resume} after epoch {first_epoch}")
     progress = tqdm(
-        range(first_epoch, args.epochs), initial=first_epoch, total=args.epochs, desc="training", unit="epoch", file=sys.stderr
+        range(first_epoch, args.epochs), initial=first_epoch, total=args.epochs,
+        desc="training", unit="epoch", file=sys.stderr,
     )
     for epoch in progress:
         order = rng.permutation(len(y_train))

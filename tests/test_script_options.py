@@ -86,7 +86,8 @@ def test_digits_refuses_bad_options_at_once(argv, message, tmp_path, capsys):
 
 
 def test_three_layer_refuses_a_negative_seed(capsys):
-    assert "argument --seed: must be a whole number from 0" in refused(forward_three_layer.main, ["--seed", "-2"], capsys)
+    text = refused(forward_three_layer.main, ["--seed", "-2"], capsys)
+    assert "argument --seed: must be a whole number from 0" in text
 
 
 @pytest.mark.parametrize(
@@ -156,7 +157,8 @@ def test_bench_names_what_is_missing(without, capsys, monkeypatch):
     monkeypatch.setattr(bench, "bench_memory", lambda: [bench.Row("figure", 1.0, 2.0)])
     assert bench.main(["--quick"]) == 0
     err = capsys.readouterr().err
-    assert 'threadpoolctl is not installed, so the 1-BLAS-thread two-layer row cannot run: pip install -e ".[bench]"' in err
+    assert ('threadpoolctl is not installed, so the 1-BLAS-thread two-layer row cannot run: '
+            'pip install -e ".[bench]"') in err
     assert "micrograd is not installed" in err and ran == ["two-layer"]
 
 
