@@ -277,6 +277,8 @@ def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                 raise ValueError(f"'{key}' is not a {kind.__name__}")
         if sorted(arrays) != sorted(meta["entries"]):
             raise ValueError("its entries are not the ones it lists")
+        if any(not isinstance(name, str) or f"param.{name}" not in arrays for name in meta["params"]):
+            raise ValueError("it lists parameters it does not hold")
     except (ValueError, TypeError, KeyError, IndexError) as error:
         raise CheckpointError(f"{damaged}: {error}") from error
     return meta, arrays
@@ -336,8 +338,7 @@ def _checked_rng_state(name: str, rng: Any, saved: Any) -> tuple[Any, Any]:
         raise CheckpointError(f"random generator {name!r} is a {type(rng).__name__}, not a numpy generator")
     if not isinstance(saved, dict) or saved.get("kind") != kind:
         got = saved.get("kind") if isinstance(saved, dict) else None
-        return_text = f"random generator {name!r} was a {got} in the checkpoint, here a {kind}"
-        raise CheckpointError(return_text)
+        raise CheckpointError(f"random generator {name!r} was a {got} in the checkpoint, here a {kind}")
     state = _from_json(saved.get("state"))
     try:  # try it on a fresh generator of the same kind, so the real one changes only once all is checked
         if kind == "Generator":
