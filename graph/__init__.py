@@ -22,6 +22,8 @@ from graph.errors import (
     NotAGateError,
     OperandError,
     OptimizerError,
+    OptimizerTypeError,
+    CheckpointError,
     ParameterFileError,
 )
 from graph.node import Node, NodeKind
@@ -53,4 +55,6 @@ __all__ = [
     "JacobianTooLargeError",
     "DrawingError",
     "OptimizerError",
+    "OptimizerTypeError",
+    "CheckpointError",
 ]

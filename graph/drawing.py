@@ -32,12 +32,20 @@ from graph.node import NodeKind
 
 #: Pictures (png, svg) of more nodes than this are refused: they would be a hairball.
 MAX_PICTURE_NODES = 500
+#: A png is drawn at DPI, or at a lower resolution (down to MIN_DPI) to stay within
+#: MAX_PICTURE_PIXELS and MAX_PICTURE_SIDE pixels a side; a picture that needs less
+#: than MIN_DPI (png or svg) is refused: its text would be unreadable.
+DPI = 100
+MIN_DPI = 50
+MAX_PICTURE_PIXELS = 20_000_000
+MAX_PICTURE_SIDE = 65_535
 
 VALUE_COLOR = "#1a7f1a"  # forward values: green, above the wire
 GRAD_COLOR = "#d62728"  # gradients: red, below the wire
 COLUMN_WIDTH = 2.3  # inches between columns
 ROW_HEIGHT = 1.1  # inches between rows
 GATE_RADIUS = 0.27  # inches
+# Every text is drawn with parse_math=False: a "$" in a node name is a dollar sign, not mathtext.
 _AUTO_NAME = re.compile(r"^(\w+Gate|constant)_\d+$")
 
 
@@ -80,8 +88,57 @@ def draw_graph(g: Any, path: str) -> str:
             f"unreadable. Draw a smaller part, or write a .dot file and lay it out with Graphviz"
         )
     longest = max((len(text) for text in [*labels.values.values(), *labels.wire_grads.values()]), default=0)
-    _render(g, labels, _Layout(g, max(COLUMN_WIDTH, 0.075 * longest + 1.3)), path)
+    column_width = max(COLUMN_WIDTH, 0.075 * longest + 1.3)
+    # The layout of a wide and deep graph takes many seconds: refuse at once what is too large anyway.
+    picture_dpi(*_least_picture_size(g, column_width), path)
+    _render(g, labels, _Layout(g, column_width), path)
     return path
+
+
+def picture_dpi(width: float, height: float, path: str) -> float:
+    """The resolution to draw a ``width`` x ``height`` inch picture at, or a DrawingError if it is too large.
+
+    DPI if the picture fits MAX_PICTURE_PIXELS and MAX_PICTURE_SIDE there,
+    else the resolution at which it fits, if that is at least MIN_DPI.
+    """
+    scale = min(1.0, math.sqrt(MAX_PICTURE_PIXELS / (width * height * DPI * DPI)),
+                MAX_PICTURE_SIDE / (max(width, height) * DPI))
+    if scale * DPI < MIN_DPI:
+        raise DrawingError(
+            f"cannot draw {os.path.basename(path)!r}: the picture would be {width:.0f} x {height:.0f} inches, "
+            f"{width * height * DPI * DPI / 1e6:.0f} megapixels at {DPI} dpi, too large to read even at "
+            f"{MIN_DPI} dpi (the limit is {MAX_PICTURE_PIXELS / 1e6:.0f} megapixels). Draw a smaller part, "
+            f"or write a .dot file and lay it out with Graphviz"
+        )
+    return scale * DPI
+
+
+def _least_picture_size(g: Any, column_width: float) -> tuple[float, float]:
+    """A lower bound on the (width, height) in inches of the picture, found without laying it out.
+
+    One column per topological generation; a column is at least as tall as
+    its nodes plus the wires passing through it (each gets a waypoint
+    there).  Constants, which the layout moves next to their gate, are
+    left out, so this never exceeds what ``_Layout`` gives.
+    """
+    depth = {name: index for index, generation in enumerate(nx.topological_generations(g.digraph))
+             for name in generation}
+    constants = {node.name for node in g.nodes if node.kind is NodeKind.CONSTANT}
+    columns = max(depth.values()) + 1
+    rows = [0] * (columns + 1)
+    passing = [0] * (columns + 1)  # differences: +1 where a long wire starts passing, -1 where it stops
+    for name, column in depth.items():
+        if name not in constants:
+            rows[column] += 1
+    for source, target in g.digraph.edges():
+        if source not in constants and depth[target] - depth[source] > 1:
+            passing[depth[source] + 1] += 1
+            passing[depth[target]] -= 1
+    tallest, through = 1, 0
+    for column in range(columns):
+        through += passing[column]
+        tallest = max(tallest, rows[column] + through)
+    return (columns - 1) * column_width + 1.0, tallest * ROW_HEIGHT
 
 
 # ---------------------------------------------------------------- what the wires say
@@ -397,6 +454,7 @@ def _render(g: Any, labels: _WireLabels, layout: _Layout, path: str) -> None:
         right = max(right, position[output.name][0] + half_width(output.name) + 1.5 + 0.12 * len(output.name))
     bottom, top = min(ys) - 0.85, max(ys) + 0.75
     width, height = right - left, top - bottom
+    dpi = picture_dpi(width, height, path)
 
     with matplotlib.rc_context({"svg.fonttype": "none", "font.family": "DejaVu Sans"}):
         figure = Figure(figsize=(width, height))
@@ -430,35 +488,39 @@ def _render(g: Any, labels: _WireLabels, layout: _Layout, path: str) -> None:
                     shape = Ellipse((x, y), gate_width, gate_height)
                 shape.set(facecolor="white", edgecolor="black", linewidth=1.3, zorder=3)
                 axes.add_patch(shape)
-                axes.text(x, y, gate_label(node.gate), ha="center", va="center", fontsize=12, zorder=4)
+                axes.text(x, y, gate_label(node.gate), ha="center", va="center", fontsize=12, zorder=4,
+                          parse_math=False)
                 if not _AUTO_NAME.match(name) and node is not output:
                     axes.text(x, y + gate_height / 2.0 + 0.05, name, ha="center", va="bottom", fontsize=8.5,
-                              color="gray", zorder=4)
+                              color="gray", zorder=4, parse_math=False)
                 under = y - gate_height / 2.0 - 0.05
             else:
                 is_auto_constant = node.kind is NodeKind.CONSTANT and _AUTO_NAME.match(name)
                 text = labels.values.get(name, "const") if is_auto_constant else name
                 color = "dimgray" if node.kind is NodeKind.CONSTANT else "black"
-                axes.text(x, y, text, ha="right", va="center", fontsize=12, color=color, zorder=4)
+                axes.text(x, y, text, ha="right", va="center", fontsize=12, color=color, zorder=4,
+                          parse_math=False)
                 under = y - 0.18
             total = labels.totals.get(name)
             if total:
                 axes.text(x, under, total, ha="center" if node.kind is NodeKind.GATE else "right", va="top",
-                          fontsize=9, color=GRAD_COLOR, fontweight="bold", zorder=4)
+                          fontsize=9, color=GRAD_COLOR, fontweight="bold", zorder=4, parse_math=False)
 
         if output is not None:
             x, y = position[output.name]
             start = (x + half_width(output.name), y)
             end = (x + half_width(output.name) + 1.3, y)
             axes.plot([start[0], end[0]], [y, y], color="black", linewidth=1.1, zorder=1)
-            axes.text(end[0] + 0.06, y, output.name, ha="left", va="center", fontsize=12, zorder=4)
+            axes.text(end[0] + 0.06, y, output.name, ha="left", va="center", fontsize=12, zorder=4,
+                      parse_math=False)
             if labels.has_values:
                 _wire_text(axes, start, end, labels.values[output.name], labels.output_grad)
 
         if labels.has_values:
             legend = "green: forward value" + ("   red: gradient of the output" if labels.has_grads else "")
-            axes.text(left + 0.15, bottom + 0.12, legend, ha="left", va="bottom", fontsize=8, color="gray")
-        figure.savefig(path, dpi=100)
+            axes.text(left + 0.15, bottom + 0.12, legend, ha="left", va="bottom", fontsize=8, color="gray",
+                      parse_math=False)
+        figure.savefig(path, dpi=dpi)
 
 
 def _gate_size(label: str) -> tuple[float, float]:
@@ -476,7 +538,7 @@ def _wire_text(axes: Any, start: tuple, end: tuple, value: str, grad: str | None
     normal = (-math.sin(math.radians(angle)), math.cos(math.radians(angle)))
     gap = 0.04
     axes.text(xm + normal[0] * gap, ym + normal[1] * gap, value, color=VALUE_COLOR, fontsize=10,
-              ha="center", va="bottom", rotation=angle, rotation_mode="anchor", zorder=2)
+              ha="center", va="bottom", rotation=angle, rotation_mode="anchor", zorder=2, parse_math=False)
     if grad is not None:
         axes.text(xm - normal[0] * gap, ym - normal[1] * gap, grad, color=GRAD_COLOR, fontsize=10,
-                  ha="center", va="top", rotation=angle, rotation_mode="anchor", zorder=2)
+                  ha="center", va="top", rotation=angle, rotation_mode="anchor", zorder=2, parse_math=False)

@@ -71,4 +71,18 @@ class DrawingError(GraphError, ValueError):
 
 
 class OptimizerError(GraphError, ValueError):
-    """step() was given gradients that do not match the parameters (missing, or of another shape)."""
+    """An optimizer cannot work as asked.
+
+    A hyperparameter out of range (``SGD(lr=-1)``, ``Adam(beta1=1)``, NaN),
+    gradients given to step() that do not match the parameters (missing, of
+    another shape, not real numbers), or a saved optimizer state that does
+    not fit (load_state_dict).
+    """
+
+
+class OptimizerTypeError(OptimizerError, TypeError):
+    """An optimizer was given something of the wrong type: a string hyperparameter, a list or complex gradient."""
+
+
+class CheckpointError(GraphError, ValueError):
+    """A training checkpoint cannot be written or resumed: damaged, from another script or model."""

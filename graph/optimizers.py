@@ -16,35 +16,58 @@ loss, which adds ``weight_decay * p`` to each gradient before the update, as
 ``torch.optim.SGD`` and ``torch.optim.Adam`` do (not AdamW's decoupled
 decay).  It applies to every parameter in ``params``, biases included; pass a
 dict of only the weights to decay only those.
+
+Each parameter keeps its dtype: float32 parameters are updated, and their
+optimizer state kept, in float32.  ``state_dict()`` gives the step count,
+hyperparameters and per-parameter arrays as a flat dict of numpy values
+(``np.savez`` writes it without pickle); ``load_state_dict(state)`` checks
+all of it before continuing from it, so a resumed run takes bit-identical
+steps (see ``graph/checkpoint.py``).
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Mapping
 
 import numpy as np
 
-from graph.errors import OptimizerError
+from graph.errors import OptimizerError, OptimizerTypeError
 
 
 class Optimizer:
     """Base class: holds the parameters, the learning rate and the weight decay.
 
-    Subclasses define :meth:`update`, the rule for one parameter.
+    Subclasses define :meth:`update`, the rule for one parameter, and name
+    in ``state_names`` the attributes where they keep per-parameter arrays
+    between steps (each a dict of parameter name -> array, e.g. Adam's ``m``
+    and ``v``).  Hyperparameters are the float attributes set in
+    ``__init__`` (``lr``, ``beta1``, ...).  With these two conventions
+    :meth:`state_dict` and :meth:`load_state_dict` work for every subclass.
 
     Parameters
     ----------
-    params : dict of name -> float64 array
-        Usually ``g.params``; its arrays are changed in place by :meth:`step`.
+    params : dict of name -> float array
+        Usually ``g.params``; its arrays are changed in place by :meth:`step`,
+        each keeping its dtype (float32 parameters stay float32).
     lr : float
         The learning rate, > 0.
     weight_decay : float
         L2 coefficient, >= 0: ``weight_decay * p`` is added to the gradient.
+
+    Raises
+    ------
+    OptimizerError
+        A hyperparameter out of range or NaN (``OptimizerTypeError``, also a
+        TypeError, for one that is not a number at all).
     """
+
+    #: Attributes holding per-parameter state: each a dict of parameter name -> array.
+    state_names: tuple[str, ...] = ()
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float, weight_decay: float = 0.0):
         if not isinstance(params, Mapping):
-            raise TypeError(
+            raise OptimizerTypeError(
                 f"{type(self).__name__} takes the dict of parameters (g.params), got {type(params).__name__}"
             )
         _check_range(self, "lr", lr, low=0.0, low_open=True)
@@ -58,26 +81,161 @@ class Optimizer:
         """Update every parameter in place from its gradient in ``grads`` (read only).
 
         Checks every gradient first: on an error no parameter has changed.
+
+        Raises
+        ------
+        OptimizerError
+            A parameter's gradient is missing or has another shape.
+        OptimizerTypeError
+            ``grads`` is not a dict, or a gradient is not a numpy array or
+            number of real values (a list, complex, text, objects).
         """
-        for name, param in self.params.items():
-            if name not in grads:
-                raise OptimizerError(
-                    f"{type(self).__name__}.step: no gradient for parameter {name!r}; "
-                    f"pass the dict that g.backward() returned"
-                )
-            if np.shape(grads[name]) != np.shape(param):
-                raise OptimizerError(
-                    f"{type(self).__name__}.step: gradient for {name!r} has shape {np.shape(grads[name])} "
-                    f"but the parameter has shape {np.shape(param)}"
-                )
+        checked = self._checked_gradients(grads)
         self.steps += 1
         for name, param in self.params.items():
-            if not (type(param) is np.ndarray and param.dtype == np.float64 and param.flags.writeable):
-                param = self.params[name] = np.array(param, dtype=np.float64)
-            grad = grads[name]
+            if not (type(param) is np.ndarray and param.dtype.kind == "f" and param.flags.writeable):
+                dtype = param.dtype if isinstance(param, np.ndarray) and param.dtype.kind == "f" else np.float64
+                param = self.params[name] = np.array(param, dtype=dtype)
+            grad = checked[name]
+            if grad.dtype != param.dtype:  # compute, and keep state, in the parameter's dtype
+                grad = grad.astype(param.dtype)
             if self.weight_decay:
                 grad = grad + self.weight_decay * param  # a new array: grads stay untouched
             param -= self.update(name, grad)
+
+    def _checked_gradients(self, grads: Any) -> dict[str, np.ndarray]:
+        """Every parameter's gradient as an array of real numbers of the parameter's shape, or an error."""
+        who = f"{type(self).__name__}.step"
+        if not isinstance(grads, Mapping):
+            raise OptimizerTypeError(
+                f"{who} takes the dict of gradients that g.backward() returned, got {type(grads).__name__}"
+            )
+        checked = {}
+        for name, param in self.params.items():
+            if name not in grads:
+                raise OptimizerError(
+                    f"{who}: no gradient for parameter {name!r}; pass the dict that g.backward() returned"
+                )
+            grad = grads[name]
+            is_number = isinstance(grad, numbers.Real) and not isinstance(grad, (bool, np.bool_))
+            if not isinstance(grad, (np.ndarray, np.generic)) and not is_number:
+                raise OptimizerTypeError(
+                    f"{who}: the gradient for parameter {name!r} is a {type(grad).__name__}, not a numpy "
+                    f"array; pass the dict that g.backward() returned"
+                )
+            array = np.asarray(grad)
+            if array.dtype.kind not in "fiu":
+                raise OptimizerTypeError(
+                    f"{who}: the gradient for parameter {name!r} holds {array.dtype} values, not real numbers"
+                )
+            if array.shape != np.shape(param):
+                raise OptimizerError(
+                    f"{who}: gradient for {name!r} has shape {array.shape} "
+                    f"but the parameter has shape {np.shape(param)}"
+                )
+            checked[name] = array
+        return checked
+
+    def hyperparameters(self) -> dict[str, float]:
+        """The float attributes set in ``__init__``: ``{"lr": ..., "weight_decay": ..., ...}``."""
+        return {name: value for name, value in vars(self).items() if type(value) is float}
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Everything needed to continue exactly where this optimizer is, as a flat dict of numpy values.
+
+        Keys: ``"optimizer"`` (the class name), ``"steps"``,
+        ``"hyper.<name>"`` for each hyperparameter, ``"shape.<param>"`` for
+        each parameter, and ``"state.<state name>.<param>"`` for each
+        per-parameter array (copies).  Every value is a numpy array or
+        scalar of numbers or text, so ``np.savez(path, **state)`` writes it
+        without pickle, and ``load_state_dict(dict(np.load(path)))`` reads it.
+        """
+        state: dict[str, np.ndarray] = {
+            "optimizer": np.array(type(self).__name__),
+            "steps": np.array(self.steps, dtype=np.int64),
+        }
+        for name, value in self.hyperparameters().items():
+            state[f"hyper.{name}"] = np.array(value, dtype=np.float64)
+        for name, param in self.params.items():
+            state[f"shape.{name}"] = np.array(np.shape(param), dtype=np.int64)
+        for state_name in self.state_names:
+            for name, array in getattr(self, state_name).items():
+                state[f"state.{state_name}.{name}"] = np.array(array, copy=True)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` of an optimizer of the same class, settings and parameters.
+
+        Everything is checked before anything changes: the class, the
+        hyperparameters (equal), the parameter names and shapes, and every
+        per-parameter array (a known state, a parameter of this optimizer,
+        the parameter's shape and dtype).  The arrays are copied.
+
+        Raises
+        ------
+        OptimizerError
+            Listing every difference; the optimizer is unchanged.
+        """
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, Mapping):
+            raise OptimizerTypeError(f"{who} takes a dict made by state_dict(), got {type(state).__name__}")
+        kind = _text(state.get("optimizer"))
+        if kind != type(self).__name__:
+            raise OptimizerError(
+                f"{who}: the state is of {kind or 'no optimizer'!s}, not {type(self).__name__}; nothing was changed"
+            )
+        problems = []
+        steps = np.asarray(state.get("steps", -1))
+        if steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
+            problems.append(f"'steps' must be a count >= 0, got {state.get('steps')!r}")
+        hyper = {key[6:]: value for key, value in state.items() if key.startswith("hyper.")}
+        for name, value in self.hyperparameters().items():
+            if name not in hyper:
+                problems.append(f"hyperparameter {name} is missing")
+            elif not _same_number(hyper[name], value):
+                problems.append(f"{name} was {_text(hyper[name])} but is {value:g} here")
+        problems += [f"has hyperparameter {name}, which {type(self).__name__} does not have"
+                     for name in hyper if name not in self.hyperparameters()]
+        shapes = {key[6:]: value for key, value in state.items() if key.startswith("shape.")}
+        for name, param in self.params.items():
+            if name not in shapes:
+                problems.append(f"parameter {name!r} is missing")
+            elif tuple(np.asarray(shapes[name]).ravel().tolist()) != np.shape(param):
+                problems.append(
+                    f"parameter {name!r} had shape {tuple(np.asarray(shapes[name]).ravel().tolist())} "
+                    f"but has {np.shape(param)} here"
+                )
+        problems += [f"has parameter {name!r}, which this optimizer does not have"
+                     for name in shapes if name not in self.params]
+        arrays: dict[str, dict[str, np.ndarray]] = {state_name: {} for state_name in self.state_names}
+        for key, value in state.items():
+            if key in ("optimizer", "steps") or key.startswith(("hyper.", "shape.")):
+                continue
+            state_name, _, name = key[6:].partition(".") if key.startswith("state.") else ("", "", "")
+            if state_name not in arrays:
+                problems.append(f"unknown entry {key!r}")
+                continue
+            if name not in self.params:
+                problems.append(f"{key!r} is for parameter {name!r}, which this optimizer does not have")
+                continue
+            array = np.asarray(value)
+            param = self.params[name]
+            dtype = param.dtype if isinstance(param, np.ndarray) and param.dtype.kind == "f" else np.float64
+            if array.shape != np.shape(param) or array.dtype != dtype:
+                problems.append(
+                    f"{key!r} is {array.dtype} {array.shape} but parameter {name!r} is {np.dtype(dtype)} "
+                    f"{np.shape(param)}"
+                )
+                continue
+            arrays[state_name][name] = np.array(array, copy=True)
+        if problems:
+            raise OptimizerError(f"{who}: the state does not fit: {'; '.join(problems)}. Nothing was changed.")
+        # Every check has passed: only now change the optimizer.
+        self.steps = int(steps)
+        for state_name, loaded in arrays.items():
+            kept = getattr(self, state_name)
+            kept.clear()
+            kept.update(loaded)
 
     def update(self, name: str, grad: np.ndarray) -> np.ndarray:
         """The amount to subtract from parameter ``name``, given its (decayed) gradient."""
@@ -100,6 +258,8 @@ class SGD(Optimizer):
     momentum : float
         mu in [0, 1); 0 is plain SGD.
     """
+
+    state_names = ("velocity",)
 
     def __init__(
         self,
@@ -146,6 +306,8 @@ class Adam(Optimizer):
         Keeps the division finite, >= 0.
     """
 
+    state_names = ("m", "v")
+
     def __init__(
         self,
         params: Mapping[str, np.ndarray],
@@ -180,16 +342,30 @@ class Adam(Optimizer):
 
 
 def _check_range(optimizer, what, value, low, high=None, low_open=False):
-    """ValueError naming the optimizer unless low <= value (< if low_open) and value < high."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{type(optimizer).__name__}: {what} must be a number, got {value!r}") from None
+    """OptimizerError naming the optimizer unless value is a finite number, low <= value (< if low_open) < high."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise OptimizerTypeError(f"{type(optimizer).__name__}: {what} must be a number, got {value!r}")
+    value = float(value)
     too_low = value <= low if low_open else value < low
     too_high = high is not None and not value < high
+    bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
     if too_low or too_high or np.isnan(value):
-        bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and < {high:g}" if high is not None else "")
-        raise ValueError(f"{type(optimizer).__name__}: {what} must be {bounds}, got {value:g}")
+        raise OptimizerError(f"{type(optimizer).__name__}: {what} must be {bounds}, got {value:g}")
+    if np.isinf(value):
+        raise OptimizerError(f"{type(optimizer).__name__}: {what} must be {bounds} and finite, got {value:g}")
+
+
+def _text(value: Any) -> str:
+    """A 0-d text or number array (as np.load gives back) as plain text."""
+    if value is None:
+        return ""
+    array = np.asarray(value)
+    return str(array[()]) if array.shape == () else str(array.tolist())
+
+
+def _same_number(saved: Any, value: float) -> bool:
+    array = np.asarray(saved)
+    return array.shape == () and array.dtype.kind in "fiu" and float(array) == value
 
 
 class Adagrad(Optimizer):
@@ -205,7 +381,7 @@ class Adagrad(Optimizer):
     ``torch.optim.Adagrad`` puts it outside, ``lr * g / (sqrt(memory) + eps)``,
     which differs in the first steps of a parameter whose gradient is tiny.
     Each parameter keeps its dtype (a float32 parameter and its memory stay
-    float32), and is changed in place.
+    float32), and is changed in place by :meth:`Optimizer.step`.
 
     Parameters
     ----------
@@ -229,34 +405,6 @@ class Adagrad(Optimizer):
         _check_range(self, "eps", eps, low=0.0, low_open=True)
         self.eps = float(eps)
         self.memory: dict[str, np.ndarray] = {}
-
-    def step(self, grads: Mapping[str, Any]) -> None:
-        """Update every parameter in place, keeping its dtype; checks every gradient first.
-
-        The base class widens parameters to float64; Adagrad updates float32
-        parameters as float32 instead, so it checks and updates here.
-        """
-        for name, param in self.params.items():
-            if name not in grads:
-                raise OptimizerError(
-                    f"Adagrad.step: no gradient for parameter {name!r}; pass the dict that g.backward() returned"
-                )
-            if np.shape(grads[name]) != np.shape(param):
-                raise OptimizerError(
-                    f"Adagrad.step: gradient for {name!r} has shape {np.shape(grads[name])} "
-                    f"but the parameter has shape {np.shape(param)}"
-                )
-            if not (type(param) is np.ndarray and param.flags.writeable and param.dtype.kind == "f"):
-                raise OptimizerError(
-                    f"Adagrad.step: parameter {name!r} must be a writable float array to be updated in place, "
-                    f"got {type(param).__name__} {getattr(param, 'dtype', '')}"
-                )
-        self.steps += 1
-        for name, param in self.params.items():
-            grad = np.asarray(grads[name], dtype=param.dtype)
-            if self.weight_decay:
-                grad = grad + self.weight_decay * param  # a new array: grads stay untouched
-            param -= self.update(name, grad)
 
     def update(self, name, grad):
         memory = self.memory.get(name)

@@ -48,13 +48,34 @@ def save_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
 
     Raises
     ------
+    ParameterFileError
+        If ``path`` is empty or names a folder.
     OSError
         If the folder does not exist or cannot be written; no temporary
         file is left behind.
     """
-    path = os.fspath(path)
+    path = check_file_target(path, "parameters", ParameterFileError)
     arrays = {name: to_array(value, g.dtype, "parameter", name) for name, value in g.params.items()}
     arrays.update(_gate_states(g))
+    write_npz_atomically(path, arrays)
+
+
+def check_file_target(path: str | os.PathLike, what: str, error: type[Exception]) -> str:
+    """``path`` as a string, or ``error`` naming it if it is empty or names a folder (a file cannot go there)."""
+    text = os.fspath(path)
+    if not isinstance(text, str) or not text:
+        raise error(f"cannot save {what} to {text!r}: give a file name, e.g. 'net.npz'")
+    if os.path.isdir(text) or text.endswith((os.sep, "/")):
+        raise error(f"cannot save {what} to {text!r}: that is a folder; give a file name in it, e.g. 'net.npz'")
+    return text
+
+
+def write_npz_atomically(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Write ``arrays`` as an uncompressed .npz at ``path`` (no pickle): temporary file, fsync, rename.
+
+    A crash at any moment leaves either the old file or the complete new
+    one, never half of one, and no temporary file once this returns or raises.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     temporary, descriptor = _create_temporary(folder, os.path.basename(path))
     try:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import math
 import os
 import statistics
@@ -329,6 +330,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short run that checks the benchmark works")
     args = parser.parse_args(argv)
+    for module, row in (("threadpoolctl", "the 1-BLAS-thread two-layer row"), ("micrograd", "the micrograd row")):
+        if importlib.util.find_spec(module) is None:
+            print(f"note: {module} is not installed, so {row} cannot run: pip install -e \".[bench]\"",
+                  file=sys.stderr)
     if args.quick:
         rows = bench_two_layer(rounds=2, iterations=20)
         rows += bench_scalar_circuit(rounds=2, passes=500)

@@ -28,6 +28,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from gates import SigmoidGate  # noqa: E402
 from graph import ComputationalGraph  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import script_options as options  # noqa: E402
+
 
 def draw_parameters(seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """x (3, 1) and the weights W1 (4, 3), b1 (4, 1), W2 (4, 4), b2 (4, 1), W3 (1, 4), b3 (1, 1)."""
@@ -67,7 +70,7 @@ def lecture_forward(x: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> np.ndarray:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=options.seed, default=0)
     args = parser.parse_args(argv)
     x, params = draw_parameters(args.seed)
     g = build_three_layer_net(params)

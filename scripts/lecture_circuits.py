@@ -34,6 +34,11 @@ from gates import (  # noqa: E402
 from graph import ComputationalGraph, Node  # noqa: E402
 from graph.checking import gradcheck  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import script_options as options  # noqa: E402
+
+FORMATS = ("png", "svg", "dot")
+
 Circuit = tuple[ComputationalGraph, dict]
 
 
@@ -118,6 +123,7 @@ CIRCUITS: dict[str, Callable[[], Circuit]] = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, checked before any work; ``args.formats`` becomes a list of extensions."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="circuits", help="folder for the pictures (created if missing)")
     parser.add_argument(
@@ -126,12 +132,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated picture formats among png, svg, dot ('' for none)",
     )
     parser.add_argument("--only", choices=sorted(CIRCUITS), action="append", help="run only this circuit")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.formats = [item.strip().lstrip(".").lower() for item in args.formats.split(",") if item.strip()]
+    unknown = [item for item in args.formats if item not in FORMATS]
+    if unknown:
+        parser.error(f"argument --formats: unknown format {', '.join(map(repr, unknown))}; "
+                     f"choose among {', '.join(FORMATS)}")
+    if args.formats:
+        options.check_output_folder(parser, "--out", args.out)
+    if {"png", "svg"} & set(args.formats):
+        options.require(parser, "matplotlib", "draw", "png and svg pictures (--formats dot needs nothing)")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, ComputationalGraph]:
     args = parse_args(argv)
-    formats = [item.strip().lstrip(".") for item in args.formats.split(",") if item.strip()]
+    formats = args.formats
     if formats:
         os.makedirs(args.out, exist_ok=True)
     graphs = {}

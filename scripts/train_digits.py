@@ -15,6 +15,11 @@ epoch.  The test set is used once, at the end; the last line printed is
 ``test accuracy 0.xxxx``.
 
     python scripts/train_digits.py --seed 1 --plot curves.png --save params.npz
+
+With ``--checkpoint ck.npz`` the parameters, Adam's state, the shuffling
+generator, the epoch reached and the curves are written atomically after
+every epoch; after a crash, the same command with ``--resume ck.npz`` added
+ends with bit-identical parameters.
 """
 
 from __future__ import annotations
@@ -29,9 +34,15 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 from gates import SoftmaxCrossEntropyGate  # noqa: E402
 from graph import ComputationalGraph  # noqa: E402
+from graph.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from graph.layers import mlp  # noqa: E402
 from graph.node import Node  # noqa: E402
 from graph.optimizers import Adam  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import script_options as options  # noqa: E402
+
+SCRIPT = "train_digits"
 
 
 def load_splits(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -77,28 +88,50 @@ def evaluate(g: ComputationalGraph, scores: Node, X: np.ndarray, y: np.ndarray) 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, every one checked before any work (argparse errors, exit code 2)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0, help="fixes the split, the initial weights and the batches")
-    parser.add_argument("--epochs", type=int, default=40)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate")
-    parser.add_argument("--weight-decay", type=float, default=1e-3, help="L2 coefficient added to the gradients")
-    parser.add_argument("--hidden", type=int, nargs="+", default=[256], metavar="H", help="hidden layer sizes")
+    parser.add_argument(
+        "--seed", type=options.seed, default=0, help="fixes the split, the initial weights and the batches"
+    )
+    parser.add_argument("--epochs", type=options.non_negative_int, default=40)
+    parser.add_argument("--batch-size", type=options.positive_int, default=64)
+    parser.add_argument("--lr", type=options.positive_float, default=3e-3, help="Adam's learning rate")
+    parser.add_argument(
+        "--weight-decay", type=options.non_negative_float, default=1e-3, help="L2 coefficient added to the gradients"
+    )
+    parser.add_argument(
+        "--hidden", type=options.positive_int, nargs="+", default=[256], metavar="H", help="hidden layer sizes"
+    )
     parser.add_argument("--plot", metavar="PNG", help="save loss and accuracy curves here (needs matplotlib)")
     parser.add_argument("--save", metavar="NPZ", help="save the trained parameters here")
     parser.add_argument(
         "--load", metavar="NPZ", help="start from parameters saved by --save (with --epochs 0: only evaluate them)"
     )
+    options.add_checkpoint_options(parser)
     args = parser.parse_args(argv)
-    if args.epochs < 0 or args.batch_size < 1 or min(args.hidden) < 1:
-        parser.error("--batch-size and --hidden must be positive, --epochs at least 0")
+    options.check_output_file(parser, "--save", args.save)
+    options.check_output_file(parser, "--plot", args.plot)
+    options.check_input_file(parser, "--load", args.load)
+    options.check_checkpoint_options(parser, args)
+    for module in ("threadpoolctl", "tqdm", "sklearn"):  # sklearn itself imports threadpoolctl
+        options.require(parser, module, "train", "train_digits.py")
+    if args.plot:
+        options.require(parser, "matplotlib", "draw", "--plot")
     return args
 
 
+def settings_of(args: argparse.Namespace) -> dict:
+    """The options that change the numbers: a checkpoint resumes only with the same ones."""
+    return {
+        "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
+        "weight_decay": args.weight_decay, "hidden": list(args.hidden),
+    }
+
+
 def main(argv: list[str] | None = None) -> float:
+    args = parse_args(argv)
     from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
-    args = parse_args(argv)
     # The matrices are small: BLAS threads cost more than they save, and on a
     # busy two-core machine they made training 10 to 20 times slower.
     with threadpool_limits(limits=1, user_api="blas"):
@@ -124,8 +157,23 @@ def train_and_test(args: argparse.Namespace) -> float:
     )
 
     history: dict[str, list[float]] = {"loss": [], "train accuracy": [], "validation accuracy": []}
-    progress = tqdm(range(args.epochs), desc="training", unit="epoch", file=sys.stderr)
-    for _ in progress:
+    first_epoch = 0
+    # The generator drew the initial weights and draws each epoch's shuffle: checkpoints are taken
+    # between epochs, so that restoring it gives the next epoch the same order.
+    rngs = {"shuffle": rng}
+    if args.resume:
+        resumed = load_checkpoint(
+            args.resume, script=SCRIPT, params=g.params, optimizer=optimizer, rngs=rngs, settings=settings_of(args)
+        )
+        first_epoch, history = resumed.progress["epoch"], resumed.histories
+        if first_epoch > args.epochs:
+            sys.exit(f"{args.resume!r} is at epoch {first_epoch}, beyond --epochs {args.epochs}")
+        print(f"resumed from {args.resume} after epoch {first_epoch}")
+    progress = tqdm(
+        range(first_epoch, args.epochs), initial=first_epoch, total=args.epochs,
+        desc="training", unit="epoch", file=sys.stderr,
+    )
+    for epoch in progress:
         order = rng.permutation(len(y_train))
         total = 0.0
         for start in range(0, len(order), args.batch_size):
@@ -138,6 +186,11 @@ def train_and_test(args: argparse.Namespace) -> float:
         progress.set_postfix(
             loss=f"{history['loss'][-1]:.4f}", val_acc=f"{history['validation accuracy'][-1]:.4f}"
         )
+        if args.checkpoint:
+            save_checkpoint(
+                args.checkpoint, params=g.params, optimizer=optimizer, rngs=rngs, progress={"epoch": epoch + 1},
+                histories=history, script=SCRIPT, settings=settings_of(args),
+            )
     progress.close()
 
     if history["loss"]:
