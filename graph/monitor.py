@@ -255,9 +255,12 @@ class TrainingMonitor:
             history = self._history(kind)
             for color, name in zip(colors, self.layers):
                 if name in history and history[name]:
-                    axes.hist(history[name][-1].sample, bins=60, histtype="step", color=color, label=name)
+                    last = history[name][-1]
+                    label = f"{name} ({last.zero_fraction:.0%} zeros)" if last.zero_fraction else name
+                    axes.hist(last.sample, bins=60, histtype="step", color=color, label=label)
+            axes.set_yscale("log")  # a spike at zero (ReLU) would hide the rest on a linear scale
             axes.set_title(f"{kind} at step {step}")
-            axes.set_ylabel("count (sample)")
+            axes.set_ylabel("count in a sample")
             if history:
                 axes.legend(fontsize=8)
 
