@@ -32,6 +32,7 @@ from gates import (  # noqa: E402
     SumGate,
 )
 from graph import ComputationalGraph, Node  # noqa: E402
+from graph.animation import animate  # noqa: E402
 from graph.checking import gradcheck  # noqa: E402
 
 Circuit = tuple[ComputationalGraph, dict]
@@ -126,13 +127,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated picture formats among png, svg, dot ('' for none)",
     )
     parser.add_argument("--only", choices=sorted(CIRCUITS), action="append", help="run only this circuit")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--animate", nargs="?", const="gif", choices=("gif", "html"),
+        help="also write an animation of each backward pass into --out (gif by default, or html)",
+    )
+    args = parser.parse_args(argv)
+    if args.animate:
+        try:
+            import matplotlib  # noqa: F401
+        except ModuleNotFoundError:
+            parser.error("--animate needs matplotlib: pip install -e '.[draw]'")
+    return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, ComputationalGraph]:
     args = parse_args(argv)
     formats = [item.strip().lstrip(".") for item in args.formats.split(",") if item.strip()]
-    if formats:
+    if formats or args.animate:
         os.makedirs(args.out, exist_ok=True)
     graphs = {}
     for name, build in CIRCUITS.items():
@@ -147,6 +158,8 @@ def main(argv: list[str] | None = None) -> dict[str, ComputationalGraph]:
         print(f"gradcheck: {'passed' if check else 'FAILED'}, max relative error {check.max_rel_error:.1e}")
         for extension in formats:
             print("wrote", g.draw(os.path.join(args.out, f"{name}.{extension}")))
+        if args.animate:
+            print("wrote", animate(g, os.path.join(args.out, f"{name}_backward.{args.animate}")))
         print()
         graphs[name] = g
     return graphs
