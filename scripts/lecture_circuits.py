@@ -6,6 +6,9 @@ finite differences (``gradcheck``) and saves a picture of each circuit, with
 values in green above the wires and gradients in red below, as on the slides.
 
     python scripts/lecture_circuits.py --out circuits/
+
+``--animate`` (or ``--animate html``) also writes an animation of each
+backward pass, one frame per gate (:mod:`graph.animation`).
 """
 
 from __future__ import annotations
