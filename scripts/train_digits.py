@@ -97,6 +97,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.epochs < 0 or args.batch_size < 1 or min(args.hidden) < 1:
         parser.error("--batch-size and --hidden must be positive, --epochs at least 0")
     if args.plot_stats:
+        folder = os.path.dirname(os.path.abspath(args.plot_stats))
+        if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+            parser.error(f"--plot-stats {args.plot_stats!r}: cannot write into {folder!r}")
         try:
             import matplotlib  # noqa: F401
         except ModuleNotFoundError:

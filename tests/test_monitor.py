@@ -164,6 +164,12 @@ def test_train_digits_plot_stats(tmp_path, capsys):
     assert f"training statistics saved to {stats}" in capsys.readouterr().out
 
 
+def test_train_digits_checks_the_plot_stats_path_first(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_digits.parse_args(["--plot-stats", str(tmp_path / "missing" / "stats.png")])
+    assert "--plot-stats" in capsys.readouterr().err
+
+
 def test_init_study_script_checks_its_options_first(tmp_path, capsys):
     for bad in (["--layers", "1"], ["--width", "0"], ["--seed", "-1"], ["--out", str(tmp_path / "x.txt")],
                 ["--out", str(tmp_path / "missing" / "x.png")]):
