@@ -39,7 +39,6 @@ from graph.drawing import (
     _AUTO_NAME,
     COLUMN_WIDTH,
     GRAD_COLOR,
-    VALUE_COLOR,
     _gate_size,
     _Layout,
     _WireLabels,

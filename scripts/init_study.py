@@ -41,7 +41,9 @@ SETUPS = {
 }
 
 
-def build_deep_net(setup: str, layers: int, width: int, rng: np.random.Generator) -> tuple[ComputationalGraph, list[str]]:
+def build_deep_net(
+    setup: str, layers: int, width: int, rng: np.random.Generator
+) -> tuple[ComputationalGraph, list[str]]:
     """A ``layers``-deep MLP of ``width`` units without biases, initialized as ``setup`` says.
 
     Input x: (N, width), data.  Layer l computes ``layer{l} = f(h @ W{l})``;
