@@ -6,6 +6,9 @@ finite differences (``gradcheck``) and saves a picture of each circuit, with
 values in green above the wires and gradients in red below, as on the slides.
 
     python scripts/lecture_circuits.py --out circuits/
+
+``--animate`` (or ``--animate html``) also writes an animation of each
+backward pass, one frame per gate (:mod:`graph.animation`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from gates import (  # noqa: E402
     SumGate,
 )
 from graph import ComputationalGraph, Node  # noqa: E402
+from graph.animation import animate  # noqa: E402
 from graph.checking import gradcheck  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -132,6 +136,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated picture formats among png, svg, dot ('' for none)",
     )
     parser.add_argument("--only", choices=sorted(CIRCUITS), action="append", help="run only this circuit")
+    parser.add_argument(
+        "--animate", nargs="?", const="gif", choices=("gif", "html"),
+        help="also write an animation of each backward pass into --out (gif by default, or html)",
+    )
     args = parser.parse_args(argv)
     args.formats = [item.strip().lstrip(".").lower() for item in args.formats.split(",") if item.strip()]
     unknown = [item for item in args.formats if item not in FORMATS]
@@ -142,13 +150,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         options.check_output_folder(parser, "--out", args.out)
     if {"png", "svg"} & set(args.formats):
         options.require(parser, "matplotlib", "draw", "png and svg pictures (--formats dot needs nothing)")
+    if args.animate:
+        options.require(parser, "matplotlib", "draw", "--animate")
+        options.check_output_folder(parser, "--out", args.out)
     return args
 
 
 def main(argv: list[str] | None = None) -> dict[str, ComputationalGraph]:
     args = parse_args(argv)
     formats = args.formats
-    if formats:
+    if formats or args.animate:
         os.makedirs(args.out, exist_ok=True)
     graphs = {}
     for name, build in CIRCUITS.items():
@@ -163,6 +174,8 @@ def main(argv: list[str] | None = None) -> dict[str, ComputationalGraph]:
         print(f"gradcheck: {'passed' if check else 'FAILED'}, max relative error {check.max_rel_error:.1e}")
         for extension in formats:
             print("wrote", g.draw(os.path.join(args.out, f"{name}.{extension}")))
+        if args.animate:
+            print("wrote", animate(g, os.path.join(args.out, f"{name}_backward.{args.animate}")))
         print()
         graphs[name] = g
     return graphs

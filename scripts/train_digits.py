@@ -36,6 +36,7 @@ from gates import SoftmaxCrossEntropyGate  # noqa: E402
 from graph import ComputationalGraph  # noqa: E402
 from graph.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from graph.layers import mlp  # noqa: E402
+from graph.monitor import TrainingMonitor  # noqa: E402
 from graph.node import Node  # noqa: E402
 from graph.optimizers import Adam  # noqa: E402
 
@@ -103,6 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--hidden", type=options.positive_int, nargs="+", default=[256], metavar="H", help="hidden layer sizes"
     )
     parser.add_argument("--plot", metavar="PNG", help="save loss and accuracy curves here (needs matplotlib)")
+    parser.add_argument(
+        "--plot-stats", metavar="PNG", help="save activations, gradients and update ratios per layer here"
+    )
     parser.add_argument("--save", metavar="NPZ", help="save the trained parameters here")
     parser.add_argument(
         "--load", metavar="NPZ", help="start from parameters saved by --save (with --epochs 0: only evaluate them)"
@@ -117,6 +121,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         options.require(parser, module, "train", "train_digits.py")
     if args.plot:
         options.require(parser, "matplotlib", "draw", "--plot")
+    if args.plot_stats:
+        options.check_output_file(parser, "--plot-stats", args.plot_stats)
+        options.require(parser, "matplotlib", "draw", "--plot-stats")
     return args
 
 
@@ -151,6 +158,8 @@ def train_and_test(args: argparse.Namespace) -> float:
     if args.load:
         g.load_params(args.load)
     optimizer = Adam(g.params, lr=args.lr, weight_decay=args.weight_decay)
+    watched = [f"fc{layer}.act" for layer in range(1, len(sizes) - 1)] + [scores.name]
+    monitor = TrainingMonitor(g, watched) if args.plot_stats else None
     print(
         f"digits: {len(y_train)} train, {len(y_val)} validation, {len(splits['test'][1])} test; "
         f"MLP {'-'.join(map(str, sizes))}, {optimizer}, batch size {args.batch_size}"
@@ -179,7 +188,12 @@ def train_and_test(args: argparse.Namespace) -> float:
         for start in range(0, len(order), args.batch_size):
             batch = order[start : start + args.batch_size]
             total += float(g.forward({"x": X_train[batch], "y": y_train[batch]})) * len(batch)
-            optimizer.step(g.backward())
+            grads = g.backward()
+            if monitor is not None:
+                monitor.record()
+            optimizer.step(grads)
+            if monitor is not None:
+                monitor.record_update()
         history["loss"].append(total / len(order))
         history["train accuracy"].append(evaluate(g, scores, X_train, y_train)[1])
         history["validation accuracy"].append(evaluate(g, scores, X_val, y_val)[1])
@@ -205,6 +219,9 @@ def train_and_test(args: argparse.Namespace) -> float:
     if args.plot:
         save_curves(history, args.plot)
         print(f"curves saved to {args.plot}")
+    if monitor is not None:
+        monitor.plot(args.plot_stats, title=f"Digits MLP {'-'.join(map(str, sizes))}, one point per step")
+        print(f"training statistics saved to {args.plot_stats}")
     test_accuracy = evaluate(g, scores, *splits["test"])[1]
     print(f"test accuracy {test_accuracy:.4f}")
     return test_accuracy

@@ -1,0 +1,165 @@
+"""Why initialization matters: activations of a deep net layer by layer, for three initializations.
+
+The course's experiment: a 10-layer MLP, 500 units per layer, fed 1000
+examples of unit Gaussian data, one forward and one backward pass.
+
+* tanh with weights from N(0, 0.01^2): each layer multiplies the size of its
+  input by about 0.01 * sqrt(500) = 0.22, so the activations collapse towards
+  zero layer by layer (and the gradients of the weights with them);
+* tanh with Xavier initialization (variance 2 / (fan_in + fan_out)): the
+  activations keep their spread through all ten layers;
+* ReLU with He initialization (variance 2 / fan_in): the same for ReLU, which
+  zeroes half of its inputs.
+
+A :class:`graph.monitor.TrainingMonitor` records every layer; the figure shows
+a histogram of the activations of each layer and their standard deviation
+layer by layer, one row per initialization.
+
+    python scripts/init_study.py --out docs/init_study.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+from gates import MatMulGate, ReLUGate, TanhGate  # noqa: E402
+from graph import ComputationalGraph  # noqa: E402
+from graph.layers import he_normal, xavier_uniform  # noqa: E402
+from graph.monitor import TrainingMonitor  # noqa: E402
+
+#: The three setups: (label, activation gate class, weight initializer (fan_in, fan_out, rng)).
+SETUPS = {
+    "small": ("tanh, W ~ N(0, 0.01²)", TanhGate, lambda d, h, rng: rng.normal(0.0, 0.01, size=(d, h))),
+    "xavier": ("tanh, Xavier", TanhGate, xavier_uniform),
+    "he": ("ReLU, He", ReLUGate, he_normal),
+}
+
+
+def build_deep_net(
+    setup: str, layers: int, width: int, rng: np.random.Generator
+) -> tuple[ComputationalGraph, list[str]]:
+    """A ``layers``-deep MLP of ``width`` units without biases, initialized as ``setup`` says.
+
+    Input x: (N, width), data.  Layer l computes ``layer{l} = f(h @ W{l})``;
+    the last layer is the output.  Returns (graph, names of the layer nodes).
+    """
+    _, activation, initializer = SETUPS[setup]
+    g = ComputationalGraph()
+    h = g.add_input("x", requires_grad=False)
+    names = []
+    for layer in range(1, layers + 1):
+        W = g.add_param(f"W{layer}", initializer(width, width, rng))
+        h = g.add_gate(activation(), g.add_gate(MatMulGate(), h, W, name=f"xW{layer}"), name=f"layer{layer}")
+        names.append(h.name)
+    return g, names
+
+
+def run_setup(setup: str, layers: int = 10, width: int = 500, batch: int = 1000, seed: int = 0) -> TrainingMonitor:
+    """One forward and one backward pass on N(0, 1) data; the monitor that recorded them.
+
+    The gradient sent into the last layer is N(0, 1) too, as in the course's
+    experiment, so the gradients of every layer can be compared with it.
+    """
+    rng = np.random.default_rng(seed)
+    g, names = build_deep_net(setup, layers, width, rng)
+    X = rng.standard_normal((batch, width))
+    monitor = TrainingMonitor(g, names)
+    g.forward({"x": X})
+    g.backward(rng.standard_normal((batch, width)))
+    monitor.record()
+    return monitor
+
+
+def study_figure(monitors: dict[str, TrainingMonitor]) -> object:
+    """One row per setup: the histogram of each layer's activations, then the std per layer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    layers = len(next(iter(monitors.values())).layers)
+    figure = Figure(figsize=(1.6 * layers + 3.2, 2.3 * len(monitors)), layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.add_gridspec(len(monitors), layers + 1, width_ratios=[1.0] * layers + [1.9])
+    for row, (setup, monitor) in enumerate(monitors.items()):
+        label = SETUPS[setup][0]
+        is_relu = SETUPS[setup][1] is ReLUGate
+        for column, name in enumerate(monitor.layers):
+            axes = figure.add_subplot(grid[row, column])
+            distribution = monitor.activations[name][-1]
+            sample = distribution.sample
+            if is_relu:  # half the units are exactly 0: count them apart, or the spike hides the rest
+                sample = sample[sample != 0.0]
+                axes.text(0.95, 0.92, f"{distribution.zero_fraction:.0%} zeros", transform=axes.transAxes,
+                          ha="right", va="top", fontsize=7)
+            bins = np.linspace(0.0, 3.0, 41) if is_relu else np.linspace(-1.0, 1.0, 41)
+            axes.hist(np.clip(sample, bins[0], bins[-1]), bins=bins, color=f"C{row}")
+            axes.set_yticks([])
+            axes.tick_params(labelsize=7)
+            if row == 0:
+                axes.set_title(f"layer {column + 1}", fontsize=9)
+            if column == 0:
+                axes.set_ylabel(label, fontsize=9)
+        std_axes = figure.add_subplot(grid[row, layers])
+        positions = range(1, layers + 1)
+        std_axes.semilogy(positions, monitor.std_per_layer("activations"), "o-", color=f"C{row}",
+                          label="activations")
+        std_axes.semilogy(positions, monitor.std_per_layer("gradients"), "s--", color="gray",
+                          label="gradients", markersize=4)
+        std_axes.set_xticks(list(positions))
+        std_axes.tick_params(labelsize=7)
+        std_axes.set_ylim(1e-8, 1e4)
+        if row == 0:
+            std_axes.set_title("std per layer", fontsize=9)
+            std_axes.legend(fontsize=7, loc="lower left")
+    figure.suptitle(
+        "Activations of a 10-layer MLP after one forward pass on N(0, 1) data "
+        "(histograms per layer; right: std of activations and gradients)",
+        fontsize=11,
+    )
+    return figure
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", default="init_study.png", help="the figure (.png or .svg)")
+    parser.add_argument("--layers", type=int, default=10)
+    parser.add_argument("--width", type=int, default=500, help="units per layer")
+    parser.add_argument("--batch", type=int, default=1000, help="examples in the one batch")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.layers < 2 or args.width < 1 or args.batch < 1:
+        parser.error("--layers must be at least 2, --width and --batch positive")
+    if args.seed < 0:
+        parser.error("--seed must not be negative")
+    if os.path.splitext(args.out)[1].lower() not in (".png", ".svg", ".pdf"):
+        parser.error(f"--out {args.out!r}: use a .png, .svg or .pdf file name")
+    folder = os.path.dirname(os.path.abspath(args.out))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        parser.error(f"--out {args.out!r}: cannot write into {folder!r}")
+    try:
+        import matplotlib  # noqa: F401
+    except ModuleNotFoundError:
+        parser.error("the figure needs matplotlib: pip install -e '.[draw]'")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict[str, TrainingMonitor]:
+    args = parse_args(argv)
+    monitors = {}
+    for setup in SETUPS:
+        monitor = run_setup(setup, args.layers, args.width, args.batch, args.seed)
+        monitors[setup] = monitor
+        stds = " ".join(f"{std:.2g}" for std in monitor.std_per_layer("activations"))
+        print(f"{SETUPS[setup][0]:<24} activation std per layer: {stds}")
+    study_figure(monitors).savefig(args.out, dpi=90)
+    print(f"figure saved to {args.out}")
+    return monitors
+
+
+if __name__ == "__main__":
+    main()
