@@ -16,8 +16,14 @@ SMALL_PRODUCT = 8192
 
 
 def _product(a, b):
-    """a @ b for a: (N, D) and b: (D, H), by the cheaper of np.dot and np.matmul."""
-    return a.dot(b) if a.shape[0] * b.shape[1] <= SMALL_PRODUCT else np.matmul(a, b)
+    """a @ b for a: (N, D) and b: (D, H), by the cheaper of np.dot and np.matmul.
+
+    An outer product (D = 1, as in a recurrent net's weight gradients over
+    one example) is about four times faster through np.dot whatever its size.
+    """
+    if a.shape[0] * b.shape[1] <= SMALL_PRODUCT or a.shape[1] == 1:
+        return a.dot(b)
+    return np.matmul(a, b)
 
 
 class MatMulGate(Gate):

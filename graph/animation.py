@@ -46,7 +46,7 @@ from graph.drawing import (
     short_value,
 )
 from graph.errors import DrawingError
-from graph.explain import _local_gradients, _sum_text, expression, format_value, gradient_contributions
+from graph.explain import local_gradient, sum_text, expression, format_value, gradient_contributions
 
 #: Graphs with more gates than this are refused.
 MAX_ANIMATION_GATES = 40
@@ -146,18 +146,19 @@ def backward_frames(g: Any) -> list[Frame]:
     for number, node in enumerate(steps, start=1):
         done.add(node.name)
         upstream = g.grad(node)
-        received = _sum_text(contributions.received.get(node.name, []), upstream)
+        received = sum_text(contributions.received.get(node.name, []), upstream)
         caption = [
             f"Step {number} of {len(steps)}: {node.name} = {expression(g, node)}",
             f"upstream d{out}/d{node.name} = {received}",
         ]
-        local = _local_gradients(g, node) if np.ndim(g.value(node)) == 0 else None
+        scalar_output = np.ndim(g.value(node)) == 0
         for position, source in enumerate(node.inputs):
             sent = contributions.sent.get((node.name, position))
             if sent is None:
                 continue
-            if local is not None and local[position] is not None:
-                factor = format_value(local[position])
+            local = local_gradient(upstream, sent) if scalar_output else None
+            if local is not None:
+                factor = format_value(local)
                 factor = f"({factor})" if factor.startswith("-") else factor
                 caption.append(f"  -> {source.name}: {format_value(upstream)} × {factor} = {format_value(sent)}")
             else:
@@ -169,7 +170,7 @@ def backward_frames(g: Any) -> list[Frame]:
     leaves = [node for node in order if node.kind in ("input", "param") and node.requires_grad]
     caption = [f"Gradients of {out}, summed where a value feeds several gates:"]
     for node in leaves:
-        caption.append(f"  d{out}/d{node.name} = {_sum_text(contributions.received.get(node.name, []), g.grad(node))}")
+        caption.append(f"  d{out}/d{node.name} = {sum_text(contributions.received.get(node.name, []), g.grad(node))}")
     frames.append(Frame(None, frozenset(done), _capped(caption)))
     return frames
 

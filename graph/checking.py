@@ -411,7 +411,7 @@ def check_gate(
     """
     _check_step(eps, tol)
     gate_name = _check_gate_and_inputs(gate, inputs)
-    arrays = [to_array(value, np.float64, "check_gate input", name) for value, name in zip(inputs, _input_names(gate, len(inputs)))]
+    arrays = [to_array(value, np.dtype(np.float64), "check_gate input", name) for value, name in zip(inputs, _input_names(gate, len(inputs)))]
     names = _input_names(gate, len(arrays))
     who = (f"gate {gate_name}", names)
     taken = gate_state.snapshot(gate)
@@ -597,7 +597,7 @@ def _check_gate_and_inputs(gate: Any, inputs: tuple) -> str:
         raise CheckError(f"check_gate: {name}.forward takes {takes} input(s), got {len(inputs)}")
     for position, value in enumerate(inputs):
         try:
-            to_array(value, np.float64, "input")
+            to_array(value, np.dtype(np.float64), "input")
         except FeedTypeError as error:
             raise CheckError(f"check_gate: input {position} of {name} is not real numbers: {error}") from None
     return name

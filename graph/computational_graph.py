@@ -447,10 +447,28 @@ class ComputationalGraph:
         return draw_graph(self, path)
 
     def explain(self) -> str:
-        """The last pass as text, gate by gate; see :mod:`graph.explain`."""
+        """The last pass as text, gate by gate; see :mod:`graph.explain`.
+
+        A str; in Jupyter it shows as tables (``_repr_html_``).
+        """
         from graph.explain import explain_pass
 
         return explain_pass(self)
+
+    def animate(self, path: str) -> str:
+        """Save the last backward pass as an animation (.gif or .html), one frame per gate; see :mod:`graph.animation`."""
+        from graph.animation import animate
+
+        return animate(self, path)
+
+    def _repr_svg_(self) -> str | None:
+        """Jupyter shows a graph as its picture: structure before a pass, values and gradients after."""
+        from graph.notebook import graph_svg
+
+        try:
+            return graph_svg(self)
+        except (GraphError, ModuleNotFoundError):
+            return None  # an empty graph, or no matplotlib: Jupyter falls back to the repr
 
     def save_params(self, path: str) -> None:
         """Write every parameter to a .npz file, atomically; see :mod:`graph.parameter_files`."""

@@ -30,6 +30,20 @@ INFIX = {"+", "-", "*", "/", "@"}
 SMALL_ARRAY = 6
 
 
+class Explanation(str):
+    """The text of ``g.explain()``; in Jupyter it shows as tables (:func:`graph.notebook.explain_html`)."""
+
+    def __new__(cls, text: str, graph: Any):
+        explanation = super().__new__(cls, text)
+        explanation.graph = graph
+        return explanation
+
+    def _repr_html_(self) -> str:
+        from graph.notebook import explain_html
+
+        return explain_html(self.graph)
+
+
 def explain_pass(g: Any) -> str:
     """The last forward (and backward, if any) pass of ``g`` as text.
 
@@ -72,7 +86,7 @@ def explain_pass(g: Any) -> str:
         lines.append(f"  {_forward_line(g, node)}{'   (output)' if node is output else ''}")
     if not g.has_backward:
         lines.append("No backward pass yet: call g.backward() to see the gradients.")
-        return "\n".join(lines)
+        return Explanation("\n".join(lines), g)
 
     contributions = gradient_contributions(g)
     out = output.name
@@ -91,14 +105,14 @@ def explain_pass(g: Any) -> str:
         if node.kind is not NodeKind.GATE or node.name not in contributions.senders:
             continue
         upstream = g.grad(node)
-        received = _sum_text(contributions.received.get(node.name, []), upstream)
+        received = sum_text(contributions.received.get(node.name, []), upstream)
         lines.append(f"  {node.name} = {expression(g, node)}    upstream d{out}/d{node.name} = {received}")
         scalar_output = np.ndim(g.value(node)) == 0
         for position, source in enumerate(node.inputs):
             sent = contributions.sent.get((node.name, position))
             if sent is None:
                 continue
-            local = _local_gradient(upstream, sent) if scalar_output else None
+            local = local_gradient(upstream, sent) if scalar_output else None
             if local is not None:
                 factor = format_value(local)
                 factor = f"({factor})" if factor.startswith("-") else factor
@@ -112,9 +126,9 @@ def explain_pass(g: Any) -> str:
         lines.append("")
         lines.append(f"Gradients of {out}, summed where a value feeds several gates:")
         for node in leaves:
-            total = _sum_text(contributions.received.get(node.name, []), g.grad(node))
+            total = sum_text(contributions.received.get(node.name, []), g.grad(node))
             lines.append(f"  d{out}/d{node.name} = {total}")
-    return "\n".join(lines)
+    return Explanation("\n".join(lines), g)
 
 
 class Contributions:
@@ -207,13 +221,13 @@ def _forward_line(g: Any, node: Any) -> str:
         return f"{node.name} = {value}{kind}"
     text = f"{node.name} = {expression(g, node)}"
     if all(np.ndim(g.value(source)) == 0 for source in node.inputs):
-        substituted = _with_numbers(g, node)
+        substituted = with_numbers(g, node)
         if substituted not in (expression(g, node), value):
             text += f" = {substituted}"
     return f"{text} = {value}"
 
 
-def _with_numbers(g: Any, node: Any) -> str:
+def with_numbers(g: Any, node: Any) -> str:
     """The expression with each input's value in place of its name: '-2 + 5', '3 * (-4)'."""
     numbers = [format_number(g.value(source)) for source in node.inputs]
     symbol = gate_label(node.gate)
@@ -237,7 +251,7 @@ def _operand(g: Any, source: Any) -> str:
     return source.name
 
 
-def _local_gradient(upstream: Any, sent: Any) -> Any:
+def local_gradient(upstream: Any, sent: Any) -> Any:
     """d(gate)/d(input) for a gate with a scalar output: what it sent divided by the upstream.
 
     None when the upstream is 0 (then nothing tells the local gradient) or
@@ -256,7 +270,7 @@ def gate_label(gate: Any) -> str:
     return str(getattr(gate, "symbol", "") or type(gate).__name__.removesuffix("Gate"))
 
 
-def _sum_text(parts: list[tuple[str, Any]], total: Any) -> str:
+def sum_text(parts: list[tuple[str, Any]], total: Any) -> str:
     """'6 + 5 = 11' for several contributions, '11' for one."""
     if len(parts) <= 1:
         return format_value(total)

@@ -23,9 +23,9 @@ import numpy as np
 from graph.drawing import COLUMN_WIDTH, GRAD_COLOR, MAX_PICTURE_NODES, VALUE_COLOR, _Layout, _render, _WireLabels
 from graph.errors import BackwardError, DrawingError
 from graph.explain import (
-    _local_gradients,
-    _sum_text,
-    _with_numbers,
+    local_gradient,
+    sum_text,
+    with_numbers,
     expression,
     format_value,
     gradient_contributions,
@@ -90,7 +90,7 @@ def explain_html(g: Any) -> str:
         if node.kind == "gate":
             how = expression(g, node)
             if all(np.ndim(g.value(source)) == 0 for source in node.inputs):
-                substituted = _with_numbers(g, node)
+                substituted = with_numbers(g, node)
                 if substituted != how:
                     how += f" = {substituted}"
         else:
@@ -115,15 +115,16 @@ def explain_html(g: Any) -> str:
             continue
         step += 1
         upstream = g.grad(node)
-        received = _sum_text(contributions.received.get(node.name, []), upstream)
-        local = _local_gradients(g, node) if np.ndim(g.value(node)) == 0 else None
+        received = sum_text(contributions.received.get(node.name, []), upstream)
+        scalar_output = np.ndim(g.value(node)) == 0
         rows = []
         for position, source in enumerate(node.inputs):
             sent = contributions.sent.get((node.name, position))
             if sent is None:
                 continue
-            if local is not None and local[position] is not None:
-                factor = format_value(local[position])
+            local = local_gradient(upstream, sent) if scalar_output else None
+            if local is not None:
+                factor = format_value(local)
             else:  # an array output: the product with the local Jacobian, never built
                 factor = f"d{node.name}/d{source.name}"
             rows.append([
@@ -143,7 +144,7 @@ def explain_html(g: Any) -> str:
         parts.append(_heading(f"Gradients of {_code(out)}, summed where a value feeds several gates", escape=False))
         rows = [
             [_code(f"d{out}/d{node.name}"),
-             (_code(_sum_text(contributions.received.get(node.name, []), g.grad(node))), f"color: {GRAD_COLOR}")]
+             (_code(sum_text(contributions.received.get(node.name, []), g.grad(node))), f"color: {GRAD_COLOR}")]
             for node in leaves
         ]
         parts.append(_table(["gradient", "value"], rows))

@@ -86,30 +86,50 @@ def two_layer_graph(g, feeds, iterations, lr=1e-4):
     return losses
 
 
+def two_layer_net_as_a_user_writes_it(w1, w2, dtype=np.float64) -> ComputationalGraph:
+    """The lecture's net with its loss written ``((y_pred - y) ** 2).sum()``: Subtract, Power(2), Sum gates."""
+    g = ComputationalGraph(dtype=dtype)
+    x, y = g.add_input("x", requires_grad=False), g.add_input("y", requires_grad=False)
+    h = g.add_gate(gates.SigmoidGate(), x @ g.add_param("w1", w1))
+    y_pred = h @ g.add_param("w2", w2)
+    g.add_gate(gates.SumGate(), (y_pred - y) ** 2)
+    return g
+
+
 def bench_two_layer(rounds: int, iterations: int) -> list[Row]:
     """Both contenders with numpy's default BLAS threads, then both with one BLAS thread.
 
     On a 2-core machine OpenBLAS's second thread keeps spinning for a while
     after each matrix product and slows down whatever Python runs next, so
     the one-thread figure is the steadier measure of the framework's own cost.
+    Rows: the net built with SquaredErrorGate, built as a user writes the
+    loss (Subtract, Power, Sum), and in float32 against float32 numpy.
     """
-    rows = [_two_layer_row(rounds, iterations, "default BLAS threads")]
+    variants = [
+        ("", build_two_layer_net, np.float64),
+        (", loss as (y_pred - y) ** 2 summed", two_layer_net_as_a_user_writes_it, np.float64),
+        (", float32", build_two_layer_net, np.float32),
+    ]
+    rows = [_two_layer_row(rounds, iterations, "default BLAS threads" + name, build, dtype)
+            for name, build, dtype in variants]
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         return rows
     with threadpool_limits(limits=1, user_api="blas"):
-        rows.append(_two_layer_row(rounds, iterations, "1 BLAS thread"))
+        rows += [_two_layer_row(rounds, iterations, "1 BLAS thread" + name, build, dtype)
+                 for name, build, dtype in variants]
     return rows
 
 
-def _two_layer_row(rounds: int, iterations: int, threads: str, chunk: int = 10) -> Row:
+def _two_layer_row(rounds: int, iterations: int, threads: str, build=build_two_layer_net, dtype=np.float64,
+                   chunk: int = 10) -> Row:
     rng = np.random.default_rng(0)
-    x, y = rng.standard_normal((64, 1000)), rng.standard_normal((64, 10))
-    w1, w2 = rng.standard_normal((1000, 100)), rng.standard_normal((100, 10))
+    x, y = rng.standard_normal((64, 1000)).astype(dtype), rng.standard_normal((64, 10)).astype(dtype)
+    w1, w2 = rng.standard_normal((1000, 100)).astype(dtype), rng.standard_normal((100, 10)).astype(dtype)
     ratios, max_difference = [], 0.0
     for _ in range(rounds):
-        g = build_two_layer_net(w1, w2)
+        g = build(w1, w2, dtype=dtype)
         feeds = {"x": x, "y": y}
         g.forward(feeds)  # compile the schedule outside the timing, like numpy's warm-up
         hand_w1, hand_w2 = w1.copy(), w2.copy()
@@ -133,7 +153,7 @@ def _two_layer_row(rounds: int, iterations: int, threads: str, chunk: int = 10) 
         )
     detail = f"median of {rounds} rounds x {iterations} iterations; losses agree to {max_difference:.1e} relative"
     row = Row(f"two-layer training, {threads}: graph / numpy", statistics.median(ratios), 1.05, detail=detail)
-    if max_difference > 1e-9:
+    if max_difference > (1e-9 if dtype == np.float64 else 1e-4):
         row.detail += " (LOSSES DIFFER)"
         row.bound = 0.0  # different losses fail the row whatever the time
     return row
@@ -218,6 +238,42 @@ def bench_scalar_circuit(rounds: int, passes: int) -> list[Row]:
     return [Row("scalar circuit: graph / micrograd per pass", statistics.median(ratios), 0.5, detail=detail)]
 
 
+def neuron_micrograd_fresh(Value):
+    """micrograd's build, forward and backward of the neuron: what it does every pass anyway."""
+    return neuron_micrograd(Value)
+
+
+def fresh_neuron_graph_pass():
+    """Build the neuron's graph and run its first forward and backward (sort and schedule included)."""
+    g = neuron_graph()
+    g.forward(NEURON_FEEDS)
+    return g.backward()["w0"]
+
+
+def bench_fresh_graph(rounds: int, passes: int) -> list[Row]:
+    """A fresh graph: building the neuron and its first forward+backward, over micrograd's same work."""
+    try:
+        Value = micrograd_value_class()
+    except ImportError:
+        return [Row("fresh graph: neuron build+first pass / micrograd", math.inf, 8.0,
+                    detail="micrograd is not installed: pip install -e '.[bench]'")]
+    ratios, times = [], []
+    for round_number in range(rounds):
+        timings = {}
+        order = ("micrograd", "graph") if round_number % 2 == 0 else ("graph", "micrograd")
+        for contender in order:
+            start = time.perf_counter()
+            for _ in range(passes):
+                fresh_neuron_graph_pass() if contender == "graph" else neuron_micrograd_fresh(Value)
+            timings[contender] = (time.perf_counter() - start) / passes
+        ratios.append(timings["graph"] / timings["micrograd"])
+        times.append((timings["graph"], timings["micrograd"]))
+    detail = (f"{statistics.median(t for t, _ in times) * 1e6:.1f} us vs "
+              f"{statistics.median(t for _, t in times) * 1e6:.1f} us; median of {rounds} rounds, "
+              f"min {min(ratios):.2f} max {max(ratios):.2f}")
+    return [Row("fresh graph: neuron build+first pass / micrograd", statistics.median(ratios), 8.0, detail=detail)]
+
+
 # ------------------------------------------------------- 3 and 5. long chains
 
 
@@ -269,6 +325,9 @@ def bench_chains(big: int, small: int, rounds: int) -> list[Row]:
     small_build = statistics.median(run[0] for run in small_runs)
     big_build = statistics.median(run[0] for run in big_runs)
     return [
+        Row(f"chain of {big:,} gates: build + first pass per gate", (big_build + big_first) * 1e6, 10.0, unit="us",
+            detail=f"build {big_build * 1e6:.1f} + first pass (sort, schedule, forward, backward) "
+                   f"{big_first * 1e6:.1f} us/gate"),
         Row(f"chain of {big:,} gates: forward+backward per gate", big_pass * 1e6, 3.0, unit="us",
             detail=f"first pass (sort + schedule) {big_first * 1e6:.1f} us/gate; draw: {refused}"),
         Row(f"chain per-gate cost: {big:,} / {small:,} gates", big_pass / small_pass, 2.0,
@@ -334,14 +393,21 @@ def main(argv: list[str] | None = None) -> int:
         if importlib.util.find_spec(module) is None:
             print(f"note: {module} is not installed, so {row} cannot run: pip install -e \".[bench]\"",
                   file=sys.stderr)
+    from bench_rnn import bench_char_rnn
+
     if args.quick:
         rows = bench_two_layer(rounds=2, iterations=20)
         rows += bench_scalar_circuit(rounds=2, passes=500)
+        rows += bench_fresh_graph(rounds=2, passes=200)
         rows += bench_chains(big=20_000, small=2_000, rounds=2)
+        rnn_rows = bench_char_rnn(rounds=2, iterations=20)
     else:
         rows = bench_two_layer(rounds=7, iterations=300)
         rows += bench_scalar_circuit(rounds=7, passes=5_000)
+        rows += bench_fresh_graph(rounds=7, passes=2_000)
         rows += bench_chains(big=200_000, small=2_000, rounds=6)
+        rnn_rows = bench_char_rnn(rounds=7, iterations=300)
+    rows += [Row(figure, value, bound, detail=detail) for figure, value, bound, detail in rnn_rows]
     rows += bench_memory()
     print_table(rows)
     if args.quick:

@@ -68,12 +68,15 @@ def load_splits(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def build_classifier(sizes: list[int], rng: np.random.Generator) -> tuple[ComputationalGraph, Node]:
+def build_classifier(
+    sizes: list[int], rng: np.random.Generator, dtype=np.float64
+) -> tuple[ComputationalGraph, Node]:
     """MLP ``sizes`` (e.g. [64, 128, 10]) with ReLU, then softmax cross-entropy; returns (graph, scores node).
 
-    Inputs x: (N, sizes[0]) and y: (N,) labels, both data (no gradient).
+    Inputs x: (N, sizes[0]) and y: (N,) labels, both data (no gradient).  The
+    graph computes in ``dtype`` (float64 or float32).
     """
-    g = ComputationalGraph()
+    g = ComputationalGraph(dtype=dtype)
     x = g.add_input("x", requires_grad=False)
     y = g.add_input("y", requires_grad=False)
     scores = mlp(g, x, sizes, rng)
@@ -103,6 +106,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--hidden", type=options.positive_int, nargs="+", default=[256], metavar="H", help="hidden layer sizes"
     )
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="what the graph computes in")
     parser.add_argument("--plot", metavar="PNG", help="save loss and accuracy curves here (needs matplotlib)")
     parser.add_argument(
         "--plot-stats", metavar="PNG", help="save activations, gradients and update ratios per layer here"
@@ -131,7 +135,7 @@ def settings_of(args: argparse.Namespace) -> dict:
     """The options that change the numbers: a checkpoint resumes only with the same ones."""
     return {
         "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
-        "weight_decay": args.weight_decay, "hidden": list(args.hidden),
+        "weight_decay": args.weight_decay, "hidden": list(args.hidden), "dtype": args.dtype,
     }
 
 
@@ -154,7 +158,7 @@ def train_and_test(args: argparse.Namespace) -> float:
     X_val, y_val = splits["val"]
     rng = np.random.default_rng(args.seed)
     sizes = [X_train.shape[1], *args.hidden, 10]
-    g, scores = build_classifier(sizes, rng)
+    g, scores = build_classifier(sizes, rng, dtype=args.dtype)
     if args.load:
         g.load_params(args.load)
     optimizer = Adam(g.params, lr=args.lr, weight_decay=args.weight_decay)

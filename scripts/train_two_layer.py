@@ -41,13 +41,13 @@ import script_options as options  # noqa: E402
 SCRIPT = "train_two_layer"
 
 
-def build_two_layer_net(w1: np.ndarray, w2: np.ndarray) -> ComputationalGraph:
-    """The lecture's net as a graph.
+def build_two_layer_net(w1: np.ndarray, w2: np.ndarray, dtype=np.float64) -> ComputationalGraph:
+    """The lecture's net as a graph, computing in ``dtype`` (float64 or float32).
 
     Inputs x: (N, D_in) and y: (N, D_out), both data (no gradient);
     params w1: (D_in, H) and w2: (H, D_out); output: the summed squared error.
     """
-    g = ComputationalGraph()
+    g = ComputationalGraph(dtype=dtype)
     x = g.add_input("x", requires_grad=False)
     y = g.add_input("y", requires_grad=False)
     w1, w2 = g.add_param("w1", w1), g.add_param("w2", w2)
@@ -72,6 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--D-in", dest="D_in", type=options.positive_int, default=1000, help="input size")
     parser.add_argument("--H", type=options.positive_int, default=100, help="hidden size")
     parser.add_argument("--D-out", dest="D_out", type=options.positive_int, default=10, help="output size")
+    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="what the graph computes in")
     parser.add_argument("--plot", metavar="PNG", help="save the loss curve here (needs matplotlib)")
     parser.add_argument("--save", metavar="NPZ", help="save w1 and w2 here after training")
     parser.add_argument("--load", metavar="NPZ", help="start from w1 and w2 saved by --save")
@@ -88,7 +89,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def settings_of(args: argparse.Namespace) -> dict:
     """The options that change the numbers: a checkpoint resumes only with the same ones."""
-    return {"seed": args.seed, "lr": args.lr, "N": args.N, "D_in": args.D_in, "H": args.H, "D_out": args.D_out}
+    return {
+        "seed": args.seed, "lr": args.lr, "N": args.N, "D_in": args.D_in, "H": args.H, "D_out": args.D_out,
+        "dtype": args.dtype,
+    }
 
 
 def main(argv: list[str] | None = None) -> list[float]:
@@ -98,7 +102,7 @@ def main(argv: list[str] | None = None) -> list[float]:
     x, y = np.random.randn(args.N, args.D_in), np.random.randn(args.N, args.D_out)
     w1, w2 = np.random.randn(args.D_in, args.H), np.random.randn(args.H, args.D_out)
 
-    g = build_two_layer_net(w1, w2)
+    g = build_two_layer_net(w1, w2, dtype=args.dtype)
     if args.load:
         g.load_params(args.load)
     feeds = {"x": x, "y": y}
