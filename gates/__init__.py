@@ -1,7 +1,9 @@
 """gategraph's gates: one class per operation, each with forward and backward.
 
 Families: :mod:`gates.arithmetic`, :mod:`gates.activations`,
-:mod:`gates.reductions`, :mod:`gates.linalg`, :mod:`gates.losses`.  Write your
+:mod:`gates.reductions`, :mod:`gates.linalg`, :mod:`gates.losses`,
+:mod:`gates.convolution`, :mod:`gates.pooling`, :mod:`gates.normalization`,
+:mod:`gates.shape`.  Write your
 own by subclassing :class:`Gate`.
 """
 
@@ -20,9 +22,13 @@ from gates.arithmetic import (
     SubtractGate,
 )
 from gates.base import Gate, input_count
+from gates.convolution import Conv2DGate
 from gates.linalg import MatMulGate
 from gates.losses import LogSoftmaxGate, SoftmaxCrossEntropyGate, SquaredErrorGate
+from gates.normalization import BatchNormGate, DropoutGate
+from gates.pooling import AvgPool2DGate, MaxPool2DGate
 from gates.reductions import MeanGate, SumGate
+from gates.shape import FlattenGate, ReshapeGate
 
 __all__ = [
     "Gate",
@@ -49,4 +55,11 @@ __all__ = [
     "SquaredErrorGate",
     "SumGate",
     "MeanGate",
+    "Conv2DGate",
+    "MaxPool2DGate",
+    "AvgPool2DGate",
+    "BatchNormGate",
+    "DropoutGate",
+    "FlattenGate",
+    "ReshapeGate",
 ]
