@@ -82,13 +82,16 @@ class MaxPool2DGate(_Pool2D):
         x, out = self.x, self.out
         H_out, W_out = out.shape[2:]
         winners = [(index, x[index] == out) for _, _, index in self._slices(H_out, W_out)]
-        ties = np.zeros(out.shape, dtype=out.dtype)
-        for _, won in winners:
-            ties += won
+        ties = winners[0][1].astype(out.dtype)
+        for _, won in winners[1:]:
+            np.add(ties, won, out=ties)
         share = upstream / ties  # each winner of a window gets an equal part
         dx = np.zeros(x.shape, dtype=np.result_type(x, upstream))
         for index, won in winners:
-            dx[index] += share * won
+            if self.stride >= self.size:  # windows apart: each element of x is in one window at most
+                np.multiply(share, won, out=dx[index])
+            else:  # overlapping windows add their gradients
+                dx[index] += share * won
         return (dx,)
 
     def piece(self, x):
