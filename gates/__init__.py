@@ -2,7 +2,9 @@
 
 Families: :mod:`gates.arithmetic`, :mod:`gates.activations`,
 :mod:`gates.reductions`, :mod:`gates.linalg`, :mod:`gates.losses`,
-:mod:`gates.indexing`, :mod:`gates.sequence_losses`.  Write your
+:mod:`gates.indexing`, :mod:`gates.sequence_losses`,
+:mod:`gates.convolution`, :mod:`gates.pooling`, :mod:`gates.normalization`,
+:mod:`gates.shape`.  Write your
 own by subclassing :class:`Gate`.
 """
 
@@ -22,10 +24,14 @@ from gates.arithmetic import (
 )
 from gates.base import Gate, input_count
 from gates.indexing import ConcatenateGate, EmbeddingGate, SliceGate, StackGate
+from gates.convolution import Conv2DGate
 from gates.linalg import MatMulGate
 from gates.losses import LogSoftmaxGate, SoftmaxCrossEntropyGate, SquaredErrorGate
+from gates.normalization import BatchNormGate, DropoutGate
+from gates.pooling import AvgPool2DGate, MaxPool2DGate
 from gates.reductions import MeanGate, SumGate
 from gates.sequence_losses import SoftmaxCrossEntropySumGate
+from gates.shape import FlattenGate, ReshapeGate
 
 __all__ = [
     "Gate",
@@ -57,4 +63,11 @@ __all__ = [
     "StackGate",
     "ConcatenateGate",
     "SoftmaxCrossEntropySumGate",
+    "Conv2DGate",
+    "MaxPool2DGate",
+    "AvgPool2DGate",
+    "BatchNormGate",
+    "DropoutGate",
+    "FlattenGate",
+    "ReshapeGate",
 ]

@@ -46,8 +46,8 @@ import script_options as options  # noqa: E402
 SCRIPT = "train_digits"
 
 
-def load_splits(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The digits as {"train", "val", "test"}: (X (N, 64) standardized, y (N,) in 0..9), 60/20/20."""
+def split_digits(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The raw digits as {"train", "val", "test"}: (X (N, 64) pixels 0..16, y (N,) in 0..9), stratified 60/20/20."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -56,16 +56,16 @@ def load_splits(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     X_train, X_val, y_train, y_val = train_test_split(
         X_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=seed
     )
+    return {"train": (X_train, y_train), "val": (X_val, y_val), "test": (X_test, y_test)}
+
+
+def load_splits(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The digits as {"train", "val", "test"}: (X (N, 64) standardized, y (N,) in 0..9), 60/20/20."""
+    splits = split_digits(seed)
+    X_train = splits["train"][0]
     mean, std = X_train.mean(axis=0), X_train.std(axis=0)
     std[std == 0.0] = 1.0  # pixels that are always blank in the training set
-    return {
-        name: ((features - mean) / std, labels)
-        for name, features, labels in (
-            ("train", X_train, y_train),
-            ("val", X_val, y_val),
-            ("test", X_test, y_test),
-        )
-    }
+    return {name: ((features - mean) / std, labels) for name, (features, labels) in splits.items()}
 
 
 def build_classifier(

@@ -118,6 +118,21 @@ CASES: dict[str, GateCase] = {
     "LogSoftmaxGate(1-D)": GateCase(gates.LogSoftmaxGate, normal((5,))),
     "SoftmaxCrossEntropyGate": GateCase(gates.SoftmaxCrossEntropyGate, _labels, no_grad=(1,)),
     # ----------------------------------------------------- convolution (issue 12)
+    "Conv2DGate": GateCase(gates.Conv2DGate, normal((2, 3, 5, 4), (2, 3, 3, 2), (2,))),
+    "Conv2DGate(stride=2, padding=1)": GateCase(
+        lambda: gates.Conv2DGate(stride=2, padding=1), normal((1, 2, 6, 5), (3, 2, 3, 3), (3,))
+    ),
+    "Conv2DGate(padding=2)": GateCase(lambda: gates.Conv2DGate(padding=2), normal((2, 1, 3, 4), (2, 1, 2, 3), (2,))),
+    "MaxPool2DGate": GateCase(gates.MaxPool2DGate, normal((2, 3, 4, 6))),
+    "MaxPool2DGate(3, stride=2), border dropped": GateCase(lambda: gates.MaxPool2DGate(3, 2), normal((1, 2, 6, 7))),
+    "AvgPool2DGate": GateCase(gates.AvgPool2DGate, normal((2, 2, 5, 4))),
+    "AvgPool2DGate(2, stride=1)": GateCase(lambda: gates.AvgPool2DGate(2, 1), normal((1, 2, 3, 4))),
+    "BatchNormGate(N, D)": GateCase(gates.BatchNormGate, normal((5, 3), (3,), (3,))),
+    "BatchNormGate(N, C, H, W)": GateCase(lambda: gates.BatchNormGate(momentum=0.8), normal((2, 3, 2, 3), (3,), (3,))),
+    # The mask is held fixed by the checks, which restore the gate's rng before every forward.
+    "DropoutGate": GateCase(lambda: gates.DropoutGate(0.3, np.random.default_rng(0)), normal((4, 5))),
+    "FlattenGate": GateCase(gates.FlattenGate, normal((2, 3, 2, 2))),
+    "ReshapeGate": GateCase(lambda: gates.ReshapeGate((-1, 1, 2, 3)), normal((4, 6))),
     # ------------------------------------------------------- recurrent (issue 13)
     "EmbeddingGate": GateCase(gates.EmbeddingGate, _indices((5,)), no_grad=(0,)),
     "EmbeddingGate((N, T), repeated)": GateCase(gates.EmbeddingGate, _indices((2, 6)), no_grad=(0,)),

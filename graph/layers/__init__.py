@@ -3,10 +3,26 @@
 Each returns the output node of the block, so a network is a few lines.
 Families: :mod:`graph.layers.dense` (fully connected layers, MLPs and weight
 initialization), :mod:`graph.layers.recurrent` (RNN and LSTM unrolled over
-time steps with shared parameters).
+time steps with shared parameters) and :mod:`graph.layers.convolution` (convolution, pooling,
+batch norm, dropout, flatten).
 """
 
+from graph.layers.convolution import avg_pool2d, batch_norm, conv2d, dropout, flatten, max_pool2d
 from graph.layers.dense import INITIALIZERS, dense, he_normal, mlp, xavier_uniform
 from graph.layers.recurrent import lstm, rnn
 
-__all__ = ["dense", "mlp", "he_normal", "xavier_uniform", "INITIALIZERS", "rnn", "lstm"]
+__all__ = [
+    "dense",
+    "mlp",
+    "he_normal",
+    "xavier_uniform",
+    "INITIALIZERS",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "batch_norm",
+    "dropout",
+    "flatten",
+    "rnn",
+    "lstm",
+]

@@ -1,0 +1,204 @@
+"""Normalization and regularization gates that behave differently in training and evaluation.
+
+Both read ``self.training``, which the graph sets (``g.train()``, ``g.eval()``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gates.base import Gate
+
+
+class BatchNormGate(Gate):
+    """out = gamma * (x - mean) / sqrt(var + eps) + beta, per feature (or per channel).
+
+    Inputs ``x: (N, D)`` with ``gamma, beta: (D,)``, or ``x: (N, C, H, W)``
+    with ``gamma, beta: (C,)`` (spatial batch norm: each channel is
+    normalized over N, H and W).  Output: x's shape.
+
+    Training mode: mean and var are the batch's (var the biased one, over
+    the M = N or N H W values of each feature), and the running averages are
+    updated in place, as in the course's assignment code::
+
+        running_mean = momentum * running_mean + (1 - momentum) * mean
+        running_var  = momentum * running_var  + (1 - momentum) * var
+
+    Evaluation mode: mean and var are the running averages (which start at
+    0 and 1).
+
+    Local gradients, with x_hat = (x - mean) / sqrt(var + eps), dy = upstream,
+    and sums over the M values of a feature::
+
+        dbeta  = sum dy
+        dgamma = sum dy * x_hat
+        dx     = gamma / sqrt(var + eps) * (dy - mean(dy) - x_hat * mean(dy * x_hat))   (training)
+        dx     = gamma / sqrt(var + eps) * dy                                           (evaluation)
+
+    dgamma and dbeta are returned with gamma's shape: the sum over the batch
+    (and positions) is part of the formula, as for a convolution's bias.
+    Caches x_hat, 1 / sqrt(var + eps) and gamma.  The running averages are the
+    gate's state (:meth:`state_dict`); they take x's dtype on the first pass.
+    """
+
+    symbol = "bn"
+
+    def __init__(self, momentum: float = 0.9, eps: float = 1e-5, num_features: int | None = None):
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError(f"BatchNormGate: momentum must be in [0, 1], got {momentum!r}")
+        if not eps > 0.0:
+            raise ValueError(f"BatchNormGate: eps must be positive, got {eps!r}")
+        self.momentum = float(momentum)
+        self.eps = float(eps)
+        self.running_mean: np.ndarray | None = None
+        self.running_var: np.ndarray | None = None
+        if num_features is not None:
+            self.running_mean = np.zeros(num_features)
+            self.running_var = np.ones(num_features)
+
+    def forward(self, x, gamma, beta):
+        axes, shape = self._axes(x, gamma, beta)
+        self._init_running(x.shape[1], x.dtype)
+        M = x.size // x.shape[1]
+        if self.training:
+            mean = _sum(x, axes) * (1.0 / M)
+            centered = x - mean.reshape(shape)
+            # The variance from the centered values: no cancellation, one pass.
+            var = _sum(np.square(centered), axes) * (1.0 / M)
+            # In place: whoever holds these arrays (a parameter file loader) sees the update.
+            self.running_mean *= self.momentum
+            self.running_mean += (1.0 - self.momentum) * mean
+            self.running_var *= self.momentum
+            self.running_var += (1.0 - self.momentum) * var
+        else:
+            var = self.running_var
+            centered = x - self.running_mean.reshape(shape)
+        self.inv_std = (1.0 / np.sqrt(var + self.eps)).reshape(shape)
+        centered *= self.inv_std  # now x_hat, in the array just made
+        self.x_hat = centered
+        self.gamma = gamma.reshape(shape)
+        self.axes = axes
+        out = centered * self.gamma
+        out += beta.reshape(shape)
+        return out
+
+    def backward(self, upstream):
+        needs_x, needs_gamma, needs_beta = self.needs_input_grad or (True, True, True)
+        axes, x_hat = self.axes, self.x_hat
+        both = needs_x and self.training
+        dgamma = _sum(upstream * x_hat, axes) if needs_gamma or both else None
+        dbeta = _sum(upstream, axes) if needs_beta or both else None
+        dx = None
+        if needs_x:
+            scale = self.gamma * self.inv_std
+            if self.training:
+                M = upstream.size // dbeta.size
+                shape = self.gamma.shape
+                # mean(dy) = dbeta / M and mean(dy x_hat) = dgamma / M, already summed above;
+                # computed in one new array, updated in place.
+                dx = x_hat * (dgamma * (1.0 / M)).reshape(shape)
+                dx += (dbeta * (1.0 / M)).reshape(shape)
+                np.subtract(upstream, dx, out=dx)
+                dx *= scale
+            else:
+                dx = scale * upstream
+        return dx, dgamma if needs_gamma else None, dbeta if needs_beta else None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The running averages, {"running_mean", "running_var"} (empty before the first pass without num_features)."""
+        if self.running_mean is None:
+            return {}
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if set(state) != {"running_mean", "running_var"}:
+            raise ValueError(f"BatchNormGate keeps running_mean and running_var, got {sorted(state)}")
+        mean, var = (np.array(state[key]) for key in ("running_mean", "running_var"))
+        if mean.shape != var.shape or mean.ndim != 1:
+            raise ValueError(
+                f"BatchNormGate: running_mean {mean.shape} and running_var {var.shape} must be the same 1-D shape"
+            )
+        self.running_mean, self.running_var = mean, var
+
+    def _axes(self, x, gamma, beta) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The axes to normalize over and the shape that broadcasts gamma against x."""
+        if np.ndim(x) == 2:
+            axes, shape = (0,), (1, -1)
+        elif np.ndim(x) == 4:
+            axes, shape = (0, 2, 3), (1, -1, 1, 1)
+        else:
+            raise ValueError(f"BatchNormGate expects x (N, D) or (N, C, H, W), got shape {np.shape(x)}")
+        features = x.shape[1]
+        if np.shape(gamma) != (features,) or np.shape(beta) != (features,):
+            raise ValueError(
+                f"BatchNormGate: gamma and beta must be ({features},) for x {x.shape}, "
+                f"got gamma {np.shape(gamma)} and beta {np.shape(beta)}"
+            )
+        return axes, shape
+
+    def _init_running(self, features: int, dtype) -> None:
+        if self.running_mean is None:
+            self.running_mean, self.running_var = np.zeros(features, dtype=dtype), np.ones(features, dtype=dtype)
+        elif self.running_mean.shape != (features,):
+            raise ValueError(
+                f"BatchNormGate: running averages are for {self.running_mean.shape[0]} features, x has {features}"
+            )
+        elif self.running_mean.dtype != dtype:
+            self.running_mean = self.running_mean.astype(dtype)
+            self.running_var = self.running_var.astype(dtype)
+
+    def __repr__(self) -> str:
+        return f"BatchNormGate(momentum={self.momentum:g}, eps={self.eps:g})"
+
+
+def _sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """x summed over ``axes``, (0,) or (0, 2, 3): for images, each row of H W first, which numpy does faster."""
+    if len(axes) == 1:
+        return x.sum(axis=0)
+    return x.reshape(x.shape[0], x.shape[1], -1).sum(axis=2).sum(axis=0)
+
+
+class DropoutGate(Gate):
+    """Inverted dropout: out = x * mask / (1 - p) in training, out = x in evaluation.
+
+    x: any shape.  Each element is kept with probability 1 - p (mask = 1)
+    and zeroed with probability p; the kept ones are scaled by 1 / (1 - p),
+    so the expected output equals x and evaluation needs no rescaling.
+
+    Local gradient: mask / (1 - p) in training, 1 in evaluation.
+
+    The mask is drawn from ``rng``, a ``numpy.random.Generator``, so a run
+    repeats with the same seed (and a gradient check, which restores
+    ``rng``'s state before each forward, sees the same mask every time).
+    Caches the scaled mask (None in evaluation).
+    """
+
+    symbol = "dropout"
+
+    def __init__(self, p: float, rng: np.random.Generator):
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"DropoutGate: p, the probability of dropping, must be in [0, 1), got {p!r}")
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                f"DropoutGate: rng must be a numpy.random.Generator such as np.random.default_rng(0), "
+                f"got {type(rng).__name__}"
+            )
+        self.p = float(p)
+        self.rng = rng
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            self.mask = None
+            return x
+        keep = self.rng.random(np.shape(x)) >= self.p
+        dtype = x.dtype if isinstance(x, (np.ndarray, np.generic)) else np.float64
+        self.mask = keep * np.asarray(1.0 / (1.0 - self.p), dtype=dtype)  # in x's dtype
+        return x * self.mask
+
+    def backward(self, upstream):
+        return (upstream if self.mask is None else upstream * self.mask,)
+
+    def __repr__(self) -> str:
+        return f"DropoutGate(p={self.p:g})"

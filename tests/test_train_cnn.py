@@ -1,0 +1,165 @@
+"""scripts/train_cnn.py: the digits run at its promised accuracy, MNIST files in both layouts, options."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import train_cnn  # noqa: E402
+
+SCRIPT = os.path.join(ROOT, "scripts", "train_cnn.py")
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    """The documented digits run, with the defaults and --seed 1 (about 5 s)."""
+    folder = tmp_path_factory.mktemp("cnn")
+    plot, params = folder / "curves.png", folder / "cnn.npz"
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--seed", "1", "--plot", str(plot), "--save", str(params)],
+        capture_output=True, text=True, cwd=folder, timeout=300, env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert result.returncode == 0, result.stderr
+    return result, plot, params
+
+
+def last_accuracy(stdout: str) -> float:
+    last_line = stdout.strip().splitlines()[-1]
+    match = re.fullmatch(r"test accuracy (0\.\d{4}|1\.0000)", last_line)
+    assert match, last_line
+    return float(match.group(1))
+
+
+def test_digits_beat_the_mlp(digits_run):
+    result, _, _ = digits_run
+    assert last_accuracy(result.stdout) >= 0.985  # the MLP of train_digits.py: 0.975 on this split
+
+
+def test_digits_run_shows_a_bar_and_writes_its_files(digits_run):
+    result, plot, params = digits_run
+    assert "val_acc=" in result.stderr and "val_acc" not in result.stdout
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with np.load(params) as saved:
+        names = set(saved.files)
+    assert {"conv1.w", "conv1.b", "bn1.gamma", "bn1.beta", "conv2.w", "fc.W", "fc.b"} <= names
+    assert {"bn1:running_mean", "bn1:running_var", "bn2:running_mean", "bn2:running_var"} <= names
+
+
+def test_load_with_no_epochs_gives_the_same_accuracy(digits_run, capsys):
+    result, _, params = digits_run
+    accuracy = train_cnn.main(["--seed", "1", "--load", str(params), "--epochs", "0"])
+    assert accuracy == pytest.approx(last_accuracy(result.stdout), abs=5e-5)  # printed with 4 decimals
+    assert capsys.readouterr().out.strip().endswith(f"test accuracy {accuracy:.4f}")
+
+
+def test_the_digits_split_is_the_one_of_train_digits():
+    import train_digits
+
+    images, standardized = train_cnn.load_digits_images(3), train_digits.load_splits(3)
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(images[name][1], standardized[name][1])
+        assert images[name][0].shape == (len(standardized[name][1]), 1, 8, 8)
+
+
+def fake_mnist(rng, n):
+    """n images whose class is where a bright square sits, so a few batches learn something."""
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+    for image, label in zip(images, labels):
+        row, col = divmod(int(label), 5)
+        image[4 + 10 * row : 12 + 10 * row, 2 + 5 * col : 6 + 5 * col] = 250
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def mnist_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mnist")
+    rng = np.random.default_rng(0)
+    (x_train, y_train), (x_test, y_test) = fake_mnist(rng, 600), fake_mnist(rng, 200)
+    npz = folder / "mnist.npz"
+    np.savez(npz, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    csv = folder / "csv"
+    csv.mkdir()
+    for name, images, labels in (("mnist_train.csv", x_train, y_train), ("mnist_test.csv", x_test, y_test)):
+        table = np.column_stack([labels, images.reshape(len(images), -1)])
+        header = "label," + ",".join(f"{i // 28 + 1}x{i % 28 + 1}" for i in range(784)) if "train" in name else ""
+        np.savetxt(csv / name, table, fmt="%d", delimiter=",", header=header, comments="")
+    return npz, csv
+
+
+def test_npz_and_csv_layouts_read_the_same(mnist_files):
+    npz, csv = mnist_files
+    from_npz, from_csv = train_cnn.load_mnist(str(npz)), train_cnn.load_mnist(str(csv))
+    for name in ("train", "val", "test"):
+        np.testing.assert_array_equal(from_npz[name][1], from_csv[name][1])
+        np.testing.assert_allclose(from_npz[name][0], from_csv[name][0])
+    assert from_npz["train"][0].shape == (540, 1, 28, 28) and from_npz["val"][0].shape == (60, 1, 28, 28)
+    assert abs(from_npz["train"][0].mean()) < 1e-9
+
+
+def test_a_short_mnist_run_learns(mnist_files, capsys):
+    npz, _ = mnist_files
+    accuracy = train_cnn.main(["--data", str(npz), "--epochs", "2", "--filters", "4", "8", "--dropout", "0.2"])
+    assert accuracy > 0.5  # chance is 0.1
+    assert "mnist: 540 train, 60 validation, 200 test" in capsys.readouterr().out
+
+
+def test_float32_option_runs(capsys):
+    accuracy = train_cnn.main(["--epochs", "2", "--dtype", "float32"])
+    assert accuracy > 0.7  # chance is 0.1
+    assert "float32" in capsys.readouterr().out
+
+
+def test_mnist_files_that_are_not_mnist_say_what_is_missing(tmp_path):
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, x_train=np.zeros((3, 28, 28), np.uint8), y_train=np.zeros(3))
+    with pytest.raises(train_cnn.DataError, match="lacks x_test, y_test"):
+        train_cnn.load_mnist(str(partial))
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "mnist_train.csv").write_text("5," + ",".join(["0"] * 784) + "\n")
+    with pytest.raises(train_cnn.DataError, match="lacks mnist_test.csv"):
+        train_cnn.load_mnist(str(folder))
+    (folder / "mnist_test.csv").write_text("5,0,0\n")
+    with pytest.raises(train_cnn.DataError, match="3 columns per row"):
+        train_cnn.load_mnist(str(folder))
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, x_train=np.zeros((3, 32, 32)), y_train=np.zeros(3), x_test=np.zeros((1, 28, 28)), y_test=np.zeros(1))
+    with pytest.raises(train_cnn.DataError, match=r"x_train must be \(N, 28, 28\)"):
+        train_cnn.load_mnist(str(wrong))
+
+
+def test_a_bad_data_file_ends_the_script_with_the_message(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_text("not a zip")
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--data", str(bad)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode != 0 and "cannot read" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--epochs", "-1"], "--epochs must be at least 0"),
+        (["--epochs", "0"], "give --load"),
+        (["--lr", "0"], "--lr must be positive"),
+        (["--seed", "-2"], "--seed must be at least 0"),
+        (["--dropout", "1"], r"--dropout is a probability in \[0, 1\)"),
+        (["--batch-size", "0"], "--batch-size must be positive"),
+        (["--filters", "8", "0"], "--filters must be positive"),
+        (["--data", "/no/such/mnist"], "does not exist"),
+        (["--save", "/no/such/folder/cnn.npz"], "cannot write there"),
+        (["--dtype", "float16"], "invalid choice"),
+    ],
+)
+def test_options_are_checked_before_any_work(argv, message, capsys):
+    with pytest.raises(SystemExit):
+        train_cnn.parse_args(argv)
+    assert re.search(message, capsys.readouterr().err)
