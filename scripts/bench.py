@@ -393,6 +393,7 @@ def main(argv: list[str] | None = None) -> int:
         if importlib.util.find_spec(module) is None:
             print(f"note: {module} is not installed, so {row} cannot run: pip install -e \".[bench]\"",
                   file=sys.stderr)
+    from bench_cnn import bench_conv, bench_lenet_step, bench_max_pool, conv_peak_memory
     from bench_rnn import bench_char_rnn
 
     if args.quick:
@@ -401,13 +402,16 @@ def main(argv: list[str] | None = None) -> int:
         rows += bench_fresh_graph(rounds=2, passes=200)
         rows += bench_chains(big=20_000, small=2_000, rounds=2)
         rnn_rows = bench_char_rnn(rounds=2, iterations=20)
+        cnn_rows = bench_conv(rounds=2, reps=2) + bench_max_pool(rounds=2, reps=2) + bench_lenet_step(rounds=2, reps=1)
     else:
         rows = bench_two_layer(rounds=7, iterations=300)
         rows += bench_scalar_circuit(rounds=7, passes=5_000)
         rows += bench_fresh_graph(rounds=7, passes=2_000)
         rows += bench_chains(big=200_000, small=2_000, rounds=6)
         rnn_rows = bench_char_rnn(rounds=7, iterations=300)
+        cnn_rows = bench_conv(rounds=7, reps=10) + bench_max_pool(rounds=7, reps=20) + bench_lenet_step(rounds=5, reps=5)
     rows += [Row(figure, value, bound, detail=detail) for figure, value, bound, detail in rnn_rows]
+    rows += [Row(*row) for row in [*cnn_rows, conv_peak_memory()]]
     rows += bench_memory()
     print_table(rows)
     if args.quick:
