@@ -55,7 +55,7 @@ def save_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
         file is left behind.
     """
     path = check_file_target(path, "parameters", ParameterFileError)
-    arrays = {name: to_array(value, g.dtype, "parameter", name) for name, value in g.params.items()}
+    arrays = {name: to_array(value, _dtype(g, value), "parameter", name) for name, value in g.params.items()}
     arrays.update(_gate_states(g))
     write_npz_atomically(path, arrays)
 
@@ -109,7 +109,7 @@ def load_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
         The message lists every difference; no parameter has been changed.
     """
     path = os.fspath(path)
-    loaded = _read_arrays(path, g.dtype)
+    loaded = _read_arrays(path, np.dtype(getattr(g, "dtype", np.float64)))
     expected = {name: np.shape(value) for name, value in g.params.items()}
     expected.update({name: np.shape(value) for name, value in _gate_states(g).items()})
     problems = []
@@ -135,12 +135,20 @@ def load_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
             states.setdefault(node_name, {})[key] = array
             continue
         current = g.params[name]
-        if type(current) is np.ndarray and current.dtype == g.dtype and current.flags.writeable:
+        if type(current) is np.ndarray and current.dtype == np.asarray(array).dtype and current.flags.writeable:
             np.copyto(current, array)
         else:  # not an array of the graph's dtype that it owns (the user replaced it): use the loaded one
             g.params[name] = array
     for node_name, state in states.items():
         g.node(node_name).gate.load_state_dict(state)
+
+
+def _dtype(g, value) -> np.dtype:
+    """The graph's dtype, or for a bare object with .params, the value's own float dtype."""
+    dtype = getattr(g, "dtype", None)
+    if dtype is None:
+        dtype = np.asarray(value).dtype if np.asarray(value).dtype in (np.float32, np.float64) else np.float64
+    return np.dtype(dtype)
 
 
 #: Names of gate state arrays in a parameter file start with this.
@@ -150,7 +158,7 @@ STATE = "state:"
 def _gate_states(g: ComputationalGraph) -> dict[str, np.ndarray]:
     """Every state array of the graph's gates, as ``state:{node name}.{key}``."""
     states = {}
-    for node in g.nodes:
+    for node in getattr(g, "nodes", ()):  # anything with .params will do, e.g. a namespace
         state_dict = getattr(node.gate, "state_dict", None)
         if callable(state_dict):
             for key, value in state_dict().items():

@@ -39,6 +39,8 @@ import gates  # noqa: E402
 from graph import ComputationalGraph, GraphError  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_cnn import bench_conv, bench_lenet_step, bench_max_pool, conv_peak_memory  # noqa: E402
+from bench_rnn import bench_char_rnn  # noqa: E402
 from train_two_layer import build_two_layer_net  # noqa: E402
 
 
@@ -393,9 +395,6 @@ def main(argv: list[str] | None = None) -> int:
         if importlib.util.find_spec(module) is None:
             print(f"note: {module} is not installed, so {row} cannot run: pip install -e \".[bench]\"",
                   file=sys.stderr)
-    from bench_cnn import bench_conv, bench_lenet_step, bench_max_pool, conv_peak_memory
-    from bench_rnn import bench_char_rnn
-
     if args.quick:
         rows = bench_two_layer(rounds=2, iterations=20)
         rows += bench_scalar_circuit(rounds=2, passes=500)

@@ -154,6 +154,11 @@ def test_bench_names_what_is_missing(without, capsys, monkeypatch):
     monkeypatch.setattr(bench, "bench_two_layer", lambda **kwargs: ran.append("two-layer") or [])
     monkeypatch.setattr(bench, "bench_scalar_circuit", lambda **kwargs: [])
     monkeypatch.setattr(bench, "bench_chains", lambda **kwargs: [])
+    monkeypatch.setattr(bench, "bench_fresh_graph", lambda **kwargs: [])
+    monkeypatch.setattr(bench, "bench_char_rnn", lambda **kwargs: [])
+    for name in ("bench_conv", "bench_max_pool", "bench_lenet_step"):
+        monkeypatch.setattr(bench, name, lambda **kwargs: [])
+    monkeypatch.setattr(bench, "conv_peak_memory", lambda: ("memory", 1.0, 2.0))
     monkeypatch.setattr(bench, "bench_memory", lambda: [bench.Row("figure", 1.0, 2.0)])
     assert bench.main(["--quick"]) == 0
     err = capsys.readouterr().err
