@@ -116,13 +116,19 @@ def input_count(gate: Any) -> tuple[int, int | None]:
     """
     if "forward" in getattr(gate, "__dict__", {}):  # a forward set on the instance itself
         return _count_positional(gate.forward, skip_first=False)
-    declared = inspect.getattr_static(type(gate), "forward", None)
+    return _class_input_count(type(gate))
+
+
+@functools.lru_cache(maxsize=None)
+def _class_input_count(cls: type) -> tuple[int, int | None]:
+    # Cached per class: inspecting a class costs more than adding a gate.
+    declared = inspect.getattr_static(cls, "forward", None)
     if isinstance(declared, (staticmethod, classmethod)):
         raise TypeError(
-            f"{type(gate).__name__}.forward is a {type(declared).__name__}: a gate's forward is an ordinary "
+            f"{cls.__name__}.forward is a {type(declared).__name__}: a gate's forward is an ordinary "
             f"method, def forward(self, x, ...), so that it can cache what backward needs on self"
         )
-    return _count_positional(type(gate).forward, skip_first=True)
+    return _count_positional(cls.forward, skip_first=True)
 
 
 @functools.lru_cache(maxsize=None)

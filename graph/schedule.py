@@ -60,7 +60,7 @@ class Schedule:
             inputs_of = _picker([source.index for source in node.inputs])
             self.forward_steps.append((node, node.gate.forward, inputs_of, node.index))
             if node.requires_grad:
-                targets = tuple((position, source.index) for position, source in enumerate(node.inputs) if source.requires_grad)
+                targets = tuple([(position, source.index) for position, source in enumerate(node.inputs) if source.requires_grad])
                 self.backward_steps.append((node, node.gate.backward, inputs_of, node.index, targets))
         self.backward_steps.reverse()
 

@@ -54,7 +54,7 @@ def to_value(raw: Any, dtype: np.dtype, what: str, name: str | None = None) -> A
     kind = type(raw)
     if kind is np.ndarray and raw.dtype is dtype and raw.ndim:
         return raw
-    if kind is float:
+    if kind is float or kind is dtype.type:
         return dtype.type(raw)
     if name is not None:
         what = f"{what} {name!r}"
