@@ -303,11 +303,7 @@ class ComputationalGraph:
             dtype, check_finite = self.dtype, self.check_finite
             grads = [None] * len(values)
             sent = {}  # gate slot -> the gradients it sent, for explain() and draw()
-            out_value = values[self._output.index]
-            if upstream is None and type(out_value) is dtype.type:  # the usual case: a scalar loss
-                grads[self._output.index] = dtype.type(1.0)
-            else:
-                grads[self._output.index] = self._first_upstream(upstream, out_value)
+            grads[self._output.index] = self._first_upstream(upstream, values[self._output.index])
             for node, backward, inputs_of, out_slot, targets in schedule.backward_steps:
                 upstream = grads[out_slot]
                 if upstream is None:
@@ -583,8 +579,9 @@ class ComputationalGraph:
             value = feeds.get(name, _MISSING)
             kind = type(value)
             if kind is float:  # the usual scalar feed
-                value = dtype.type(value)
-            elif kind is not np.ndarray or value.dtype is not dtype or not value.ndim:
+                values[slot] = dtype.type(value)
+                continue
+            if kind is not np.ndarray or value.dtype is not dtype or not value.ndim:
                 if value is _MISSING:
                     self._raise_feed_mismatch(schedule, feeds)
                 value = to_value(value, dtype, "feed", name)
@@ -653,6 +650,8 @@ class ComputationalGraph:
         return self._values
 
     def _first_upstream(self, upstream: Any, output_value: Any) -> Any:
+        if upstream is None and type(output_value) is self.dtype.type:
+            return output_value.dtype.type(1.0)  # the usual case: a scalar loss
         name, shape = self._output.name, output_value.shape
         if upstream is None:
             if shape != ():
