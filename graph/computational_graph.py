@@ -84,7 +84,7 @@ class ComputationalGraph:
     """
 
     def __init__(self, dtype: Any = np.float64, check_finite: bool = False):
-        self.dtype = graph_dtype(dtype)
+        self._set_dtype(graph_dtype(dtype))
         #: Parameter values by name: arrays of the graph's dtype, owned by the graph.
         #: Update them in place (``g.params["w"] -= lr * grad``) between passes.
         self.params: dict[str, np.ndarray] = {}
@@ -98,7 +98,8 @@ class ComputationalGraph:
         self._schedule: Schedule | None = None  # computed on the first pass after a change
         self._read_only_views: dict[int, tuple] = {}  # slot -> (array fed last pass, its read-only view)
         self._forget_last_pass("run forward first")
-        self._one_pass_at_a_time = _OnePassAtATime()
+        self._lock = threading.Lock()  # one pass at a time: see _refuse_reentry
+        self._pass_owner: int | None = None  # the thread that last took the lock
 
     # ------------------------------------------------------------------ building
 
@@ -258,24 +259,26 @@ class ComputationalGraph:
         -------
         numpy scalar or read-only array: the value of ``g.output``.
         """
-        with self._one_pass_at_a_time:
-            schedule = self._current_schedule()
-            self._forget_last_pass("the last forward failed")
+        self._refuse_reentry()
+        with self._lock:
+            self._pass_owner = threading.get_ident()
+            schedule = self._schedule or self._current_schedule()
+            self._values = self._grads = None  # whatever happens next, the last pass is gone
             try:
                 values = self._leaf_values(schedule, feeds)
             except GraphError as error:
                 self._why_no_values = f"the last forward was given bad feeds: {error}"
                 raise
-            dtype, scalar_type, check_finite = self.dtype, self.dtype.type, self.check_finite
+            dtype, scalar_type, check_finite = self.dtype, self._scalar_type, self.check_finite
             for node, forward, inputs_of, slot in schedule.forward_steps:
                 inputs = inputs_of(values)
                 try:
                     out = forward(*inputs)
+                    # A value is a numpy scalar or an array of the graph's dtype; anything else is checked.
+                    if type(out) is not scalar_type and (type(out) is not np.ndarray or out.dtype is not dtype):
+                        out = read_only(check_output(out, dtype, node))
                 except Exception as error:
                     raise self._forward_failed(node, inputs, error) from error
-                # A value is a numpy scalar or an array of the graph's dtype; anything else is checked.
-                if type(out) is not scalar_type and (type(out) is not np.ndarray or out.dtype is not dtype):
-                    out = read_only(check_output(out, dtype, node))
                 if check_finite and not np.isfinite(out).all():
                     raise self._non_finite_output(node, values, out)
                 values[slot] = out
@@ -297,9 +300,11 @@ class ComputationalGraph:
         gradient, with exactly that input's shape and the graph's dtype: a
         writable array that shares memory with nothing else (or a numpy scalar).
         """
-        with self._one_pass_at_a_time:
+        self._refuse_reentry()
+        with self._lock:
+            self._pass_owner = threading.get_ident()
             values = self._values_for_backward()
-            schedule = self._current_schedule()
+            schedule = self._schedule
             dtype, check_finite = self.dtype, self.check_finite
             grads = [None] * len(values)
             sent = {}  # gate slot -> the gradients it sent, for explain() and draw()
@@ -406,14 +411,16 @@ class ComputationalGraph:
             yield
             return
         saved = self.dtype, dict(self.params), self._constants, self._schedule
-        self.dtype, self._schedule = dtype, None
+        self._set_dtype(dtype)
+        self._schedule = None
         self._constants = {slot: read_only(np.asarray(value).astype(dtype)[()]) for slot, value in saved[2].items()}
         for name, value in saved[1].items():
             self.params[name] = np.array(value, dtype=dtype)
         try:
             yield
         finally:
-            self.dtype, params, self._constants, self._schedule = saved
+            dtype, params, self._constants, self._schedule = saved
+            self._set_dtype(dtype)
             self.params.clear()
             self.params.update(params)
             self._forget_last_pass(f"the last pass ran in {dtype} inside computing_in(): run forward again")
@@ -479,13 +486,13 @@ class ComputationalGraph:
 
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
-        state["_one_pass_at_a_time"] = None  # a lock cannot be copied: the copy gets its own
+        state["_lock"] = None  # a lock cannot be copied: the copy gets its own
         state["_read_only_views"] = {}  # views of this graph's arrays: the copy makes its own
         return state
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
-        self._one_pass_at_a_time = _OnePassAtATime()
+        self._lock, self._pass_owner = threading.Lock(), None
 
     def __repr__(self) -> str:
         counts = {kind: 0 for kind in NodeKind}
@@ -549,6 +556,10 @@ class ComputationalGraph:
             return self._by_name[item]
         return to_value(item, self.dtype, f"{gate_name}: constant input")  # validated now, added later
 
+    def _set_dtype(self, dtype: np.dtype) -> None:
+        self.dtype = dtype
+        self._scalar_type = dtype.type  # np.float64 or np.float32; reading dtype.type costs a little every time
+
     def _set_mode(self, training: bool) -> None:
         self._training = training
         for node in self._nodes:
@@ -562,6 +573,16 @@ class ComputationalGraph:
             with _garbage_collection_paused():
                 self._schedule = Schedule(self)
         return self._schedule
+
+    def _refuse_reentry(self) -> None:
+        """ConcurrentUseError for a pass started inside a pass of the same thread (a gate calling its own graph).
+
+        Passes from other threads wait for the lock; one from the thread
+        holding it would wait forever.  While the lock is held, _pass_owner
+        is the thread holding it.
+        """
+        if self._lock.locked() and self._pass_owner == threading.get_ident():
+            raise ConcurrentUseError("a gate called forward or backward of the graph it belongs to, during a pass")
 
     def _leaf_values(self, schedule: Schedule, feeds: Mapping[str, Any] | None) -> list:
         """A fresh value list with every input, parameter and constant filled in; checks every feed first."""
@@ -579,7 +600,7 @@ class ComputationalGraph:
             value = feeds.get(name, _MISSING)
             kind = type(value)
             if kind is float:  # the usual scalar feed
-                values[slot] = dtype.type(value)
+                values[slot] = self._scalar_type(value)
                 continue
             if kind is not np.ndarray or value.dtype is not dtype or not value.ndim:
                 if value is _MISSING:
@@ -650,8 +671,8 @@ class ComputationalGraph:
         return self._values
 
     def _first_upstream(self, upstream: Any, output_value: Any) -> Any:
-        if upstream is None and type(output_value) is self.dtype.type:
-            return output_value.dtype.type(1.0)  # the usual case: a scalar loss
+        if upstream is None and type(output_value) is self._scalar_type:
+            return self._scalar_type(1.0)  # the usual case: a scalar loss
         name, shape = self._output.name, output_value.shape
         if upstream is None:
             if shape != ():
@@ -659,7 +680,7 @@ class ComputationalGraph:
                     f"the output {name!r} has shape {shape}, not a scalar: "
                     f"pass backward(upstream=...) with d(loss)/d({name}), shape {shape}"
                 )
-            return self.dtype.type(1.0)
+            return self._scalar_type(1.0)
         upstream = read_only(to_value(upstream, self.dtype, "upstream gradient"))
         if upstream.shape != shape:
             raise BackwardError(f"upstream gradient has shape {upstream.shape} but the output {name!r} has shape {shape}")
@@ -690,31 +711,12 @@ class ComputationalGraph:
         return result
 
     def _zeros_like(self, value: Any) -> Any:
-        return np.zeros(value.shape, self.dtype) if value.shape else self.dtype.type(0.0)
+        return np.zeros(value.shape, self.dtype) if value.shape else self._scalar_type(0.0)
 
 
 _MISSING = object()
 #: Characters a node name may not hold: NUL, and lone surrogates (no file or picture can hold them).
 _UNWRITABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-class _OnePassAtATime:
-    """``with``: passes from several threads run one after the other; a gate calling its own graph is refused."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.running_in: int | None = None  # the thread inside forward or backward
-
-    def __enter__(self) -> None:
-        me = threading.get_ident()
-        if self.running_in == me:
-            raise ConcurrentUseError("a gate called forward or backward of the graph it belongs to, during a pass")
-        self.lock.acquire()
-        self.running_in = me
-
-    def __exit__(self, *exc_info) -> None:
-        self.running_in = None
-        self.lock.release()
 
 
 def _suggest(name: str, known) -> str:

@@ -21,7 +21,8 @@ import numpy as np
 from graph.errors import FeedError, FeedTypeError, GateForwardError, GradientError
 
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
-_ndarray = np.ndarray  # read once: the check below runs for every gate of every backward
+# Read once: the check below runs for every gate of every backward.
+_ndarray, _float64, _float32 = np.ndarray, np.float64, np.float32
 #: The dtypes a graph can compute in.
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 
@@ -137,18 +138,15 @@ def check_gradients(returned: Any, inputs: Sequence[Any], output: Any, dtype: np
         Naming the gate, the input and both shapes.
     """
     if type(returned) is tuple and len(returned) == len(inputs):
-        scalar_type = dtype.type
         for grad, value in zip(returned, inputs):
-            # The common cases, in a few reads: a numpy scalar of the dtype for a
-            # scalar input, an array of the dtype and the input's shape, or None.
+            # The common cases, in a few reads: an array of the dtype and the
+            # input's shape, None, or for a scalar input a numpy scalar of its
+            # type (values are of the graph's dtype, so that is the dtype too).
             kind = type(grad)
-            if kind is scalar_type:
-                if type(value) is scalar_type:
-                    continue
-            elif kind is _ndarray:
+            if kind is _ndarray:
                 if grad.dtype is dtype and grad.shape == value.shape:
                     continue
-            elif grad is None:
+            elif grad is None or (kind is type(value) and (kind is _float64 or kind is _float32)):
                 continue
             break
         else:
