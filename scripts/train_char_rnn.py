@@ -28,29 +28,49 @@ installation has.
 
     python scripts/train_char_rnn.py --iterations 5000
     python scripts/train_char_rnn.py --text input.txt --cell lstm --save model.npz
+
+With ``--checkpoint ck.npz`` everything the loop carries is written
+atomically every ``--checkpoint-every`` iterations (default 1000) and at the
+end: the parameters, Adagrad's memory and step count, numpy's global
+generator (sampling draws from it), the iteration n, the position p, the
+hidden state h (and the LSTM's c), and the smooth losses so far (the last
+is ``smooth_loss``).  After a crash the same command with ``--resume
+ck.npz`` added prints the same lines from there on and ends with
+bit-identical parameters.  ``--iterations``, ``--print-every`` and the
+sampling options may differ on resume; the options that change the
+numbers (``settings_of``), and the text, may not.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.util
 import math
 import os
 import sys
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from gates import AddGate, ConcatenateGate, MatMulGate, SoftmaxCrossEntropySumGate  # noqa: E402
-from graph import ComputationalGraph, GraphError  # noqa: E402
+from graph import CheckpointError, ComputationalGraph, GraphError  # noqa: E402
+from graph.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from graph.layers import lstm, rnn  # noqa: E402
 from graph.node import Node  # noqa: E402
 from graph.optimizers import Adagrad, clip  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import script_options as options  # noqa: E402
+
 #: Standard-library modules whose source is the default training text.
 DEFAULT_MODULES = ("textwrap", "heapq", "difflib")
+
+#: Written into checkpoints: --resume takes only a checkpoint of this script.
+SCRIPT = "train_char_rnn"
 
 
 # ------------------------------------------------------------------ the text
@@ -174,7 +194,11 @@ class CharModels:
 
 @dataclass
 class TrainingState:
-    """Everything the loop carries from one iteration to the next (what a checkpoint would save)."""
+    """Everything the loop carries from one iteration to the next (a checkpoint saves it all).
+
+    ``smooth_loss`` is always ``smooth_losses[-1]`` once an iteration is done,
+    so checkpoints store the list only.
+    """
 
     n: int = 0  # iterations done
     p: int = 0  # position in the text
@@ -208,13 +232,28 @@ def sample(models: CharModels, h: np.ndarray, c: np.ndarray | None, seed_ix: int
     return ixes
 
 
-def train(args: argparse.Namespace, text: str, models: CharModels, state: TrainingState) -> TrainingState:
-    """Run the reference loop from ``state`` up to ``args.iterations`` iterations; print as the reference does."""
+def train(
+    args: argparse.Namespace,
+    text: str,
+    models: CharModels,
+    state: TrainingState,
+    optimizer: Adagrad | None = None,
+    checkpoint: Callable[[TrainingState], None] | None = None,
+) -> TrainingState:
+    """Run the reference loop from ``state`` up to ``args.iterations`` iterations; print as the reference does.
+
+    ``optimizer`` defaults to a fresh ``Adagrad(models.params, lr=args.lr)``.
+    ``checkpoint(state)``, if given, is called after every
+    ``args.checkpoint_every``-th iteration and after the last, once the
+    parameters, optimizer, generator and ``state`` are all where the next
+    iteration starts from.
+    """
     chars = sorted(set(text))
     char_to_ix = {ch: i for i, ch in enumerate(chars)}
     data = np.array([char_to_ix[ch] for ch in text], dtype=np.float64)
     T, H = args.seq_length, args.hidden
-    optimizer = Adagrad(models.params, lr=args.lr)
+    if optimizer is None:
+        optimizer = Adagrad(models.params, lr=args.lr)
     lstm_cell = args.cell == "lstm"
     while state.n < args.iterations:
         n = state.n
@@ -243,7 +282,71 @@ def train(args: argparse.Namespace, text: str, models: CharModels, state: Traini
             state.c = model.graph.value(model.c_last)
         state.p = p + T
         state.n = n + 1
+        if checkpoint is not None and (state.n % args.checkpoint_every == 0 or state.n == args.iterations):
+            checkpoint(state)
     return state
+
+
+# ------------------------------------------------------------------ checkpoints
+
+
+def settings_of(args: argparse.Namespace) -> dict:
+    """The options that change the training numbers: a checkpoint resumes only with the same ones, and the same text."""
+    return {
+        "cell": args.cell, "hidden": args.hidden, "seq_length": args.seq_length, "lr": args.lr, "clip": args.clip,
+        "seed": args.seed, "text_sha256": hashlib.sha256(args.text_content.encode("utf-8")).hexdigest(),
+    }
+
+
+def loop_arrays(args: argparse.Namespace, state: TrainingState | None = None) -> dict[str, np.ndarray]:
+    """The carried states as checkpoint arrays, ``loop.h`` (1, H) and for the LSTM ``loop.c``.
+
+    They go into the checkpoint beside the parameters (``load_checkpoint``
+    checks their names, shapes and dtypes the same way and copies them into
+    these arrays); with no ``state``, zeros to load into.
+    """
+    def carried(value: np.ndarray | None) -> np.ndarray:
+        return np.zeros((1, args.hidden)) if value is None else np.array(value, dtype=np.float64, copy=True)
+
+    arrays = {"loop.h": carried(state.h if state else None)}
+    if args.cell == "lstm":
+        arrays["loop.c"] = carried(state.c if state else None)
+    return arrays
+
+
+def write_checkpoint(args: argparse.Namespace, models: CharModels, optimizer: Adagrad, state: TrainingState) -> None:
+    """``args.checkpoint`` atomically: parameters, Adagrad, the global generator, n, p, h (c) and the smooth losses."""
+    save_checkpoint(
+        args.checkpoint, params={**models.params, **loop_arrays(args, state)}, optimizer=optimizer,
+        rngs={"global": np.random}, progress={"iteration": state.n, "position": state.p},
+        histories={"smooth loss": state.smooth_losses}, script=SCRIPT, settings=settings_of(args),
+    )
+
+
+def resume(args: argparse.Namespace, models: CharModels, optimizer: Adagrad) -> TrainingState:
+    """Restore ``args.resume`` into the parameters, optimizer and global generator; the loop state it holds.
+
+    Raises CheckpointError (nothing changed) if it is damaged, of another
+    script, or of another model, settings or text.
+    """
+    restored = {**models.params, **loop_arrays(args)}  # the parameters' own arrays: restored in place
+    done = load_checkpoint(
+        args.resume, script=SCRIPT, params=restored, optimizer=optimizer,
+        rngs={"global": np.random}, settings=settings_of(args),
+    )
+    n, p = done.progress.get("iteration"), done.progress.get("position")
+    smooth_losses = done.histories.get("smooth loss")
+    # p is where the next chunk would start: it stays inside the text (the loop wraps before reading past it).
+    if n is None or p is None or smooth_losses is None or n < 1 or len(smooth_losses) != n \
+            or not 0 <= p < len(args.text_content):
+        raise CheckpointError(
+            f"checkpoint {args.resume!r} is damaged: its iteration {n}, position {p} and "
+            f"{'no' if smooth_losses is None else len(smooth_losses)} smooth losses do not fit together"
+        )
+    return TrainingState(
+        n=n, p=p, h=restored["loop.h"], c=restored.get("loop.c"),
+        smooth_loss=smooth_losses[-1], smooth_losses=list(smooth_losses),
+    )
 
 
 # ------------------------------------------------------------------ options
@@ -271,6 +374,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--save", metavar="NPZ", help="save the parameters here after training")
     parser.add_argument("--load", metavar="NPZ", help="start from parameters saved by --save")
     parser.add_argument("--plot", metavar="PNG", help="save the smooth loss curve here (needs matplotlib)")
+    options.add_checkpoint_options(parser, every=1000)
     args = parser.parse_args(argv)
 
     for option, value, smallest in (
@@ -296,6 +400,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                 parser.error(f"{option} {path}: {problem}")
     if args.load is not None and not os.path.isfile(args.load):
         parser.error(f"--load {args.load}: no such file")
+    options.check_checkpoint_options(parser, args)
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
         parser.error('--plot needs matplotlib: pip install -e ".[draw]"')
     try:
@@ -335,17 +440,30 @@ def main(argv: list[str] | None = None) -> list[float]:
     text = args.text_content
     chars = sorted(set(text))
     V, T = len(chars), args.seq_length
-    print(f"data has {len(text)} characters, {V} unique.")
     params = reference_parameters(args.cell, V, args.hidden, args.seed)
     models = CharModels(args.cell, V, args.hidden, params)
     model = models.get(T)
+    optimizer = Adagrad(models.params, lr=args.lr)
     if args.load:
         try:
             model.graph.load_params(args.load)  # copies into the shared arrays
         except GraphError as error:
             sys.exit(f"train_char_rnn.py: --load {args.load}: {error}")
-    state = TrainingState(smooth_loss=-math.log(1.0 / V) * T)
-    state = train(args, text, models, state)
+    if args.resume:  # before any output: a refused checkpoint stops the run with nothing printed or written
+        try:
+            state = resume(args, models, optimizer)
+        except CheckpointError as error:
+            sys.exit(f"train_char_rnn.py: --resume {args.resume}: {error}")
+        if state.n > args.iterations:
+            sys.exit(f"train_char_rnn.py: --resume {args.resume} is at iteration {state.n}, "
+                     f"beyond --iterations {args.iterations}")
+    else:
+        state = TrainingState(smooth_loss=-math.log(1.0 / V) * T)
+    print(f"data has {len(text)} characters, {V} unique.")
+    if args.resume:
+        print(f"resumed from {args.resume} after iteration {state.n}")
+    checkpoint = (lambda state: write_checkpoint(args, models, optimizer, state)) if args.checkpoint else None
+    state = train(args, text, models, state, optimizer, checkpoint)
     uniform = -math.log(1.0 / V) * T
     print(
         f"after {state.n} iterations: smooth loss {state.smooth_loss:.3f}, "
