@@ -270,17 +270,22 @@ class GradientCheckResult:
         """One line per input (two for a bad one), then the kink warnings."""
         lines = []
         width = max((len(name) for name in [*self.checks, *self.skipped]), default=0)
+        shapes = {
+            name: f"shape {check.rel_error.shape}" if check.rel_error.ndim else "scalar"
+            for name, check in self.checks.items()
+        }
+        shape_width = max([14, *(len(shape) + 1 for shape in shapes.values())])
         for name, check in self.checks.items():
             error = check.max_rel_error
             where = f" at {list(check.worst_index)}" if check.rel_error.ndim else ""
-            shape = f"shape {check.rel_error.shape}" if check.rel_error.ndim else "scalar"
+            shape = shapes[name]
             mark = "ok " if error <= self.tol else "BAD"
             sample = (
                 f"  (checked on a random sample of {check.checked_count} of {check.rel_error.size} elements)"
                 if check.checked is not None
                 else ""
             )
-            lines.append(f"  {mark} {name:<{width}}  {shape:<14} {error:.2e}{where}  {band(error)}{sample}")
+            lines.append(f"  {mark} {name:<{width}}  {shape:<{shape_width}} {error:.2e}{where}  {band(error)}{sample}")
             if error > self.tol:
                 index = check.worst_index
                 lines.append(
@@ -655,8 +660,9 @@ class GatesCheckResult:
         mode = "training" if self._training else "evaluation"
         lines = [
             header,
-            f"Each gate alone, at the inputs it received in one forward pass ({mode} mode), against centered "
-            f"differences with a random upstream gradient (eps {self.eps:g}, tol {self.tol:g}){self._dtype_note}.",
+            f"Each gate alone, at the inputs it received in one forward pass ({mode} mode),",
+            f"against centered differences with a random upstream gradient (eps {self.eps:g}, tol {self.tol:g})"
+            f"{self._dtype_note}.",
         ]
         for name in self._order:
             lines.append("")
