@@ -610,7 +610,17 @@ class GatesCheckResult:
     tol, eps : float
     """
 
-    def __init__(self, gates, failures, unchecked, subjects, tol, eps, training, dtype_note):
+    def __init__(
+        self,
+        gates: Mapping[str, GradientCheckResult],
+        failures: Mapping[str, str],
+        unchecked: list[str],
+        subjects: Mapping[str, str],
+        tol: float,
+        eps: float,
+        training: bool,
+        dtype_note: str,
+    ):
         self.gates = dict(gates)
         self.failures = dict(failures)
         self.unchecked = list(unchecked)
@@ -629,7 +639,8 @@ class GatesCheckResult:
     @property
     def kinks(self) -> list[str]:
         """Names of the gates that pass, but only away from kinks: large errors only where a difference crossed one."""
-        return [name for name in self._order if name in self.gates and not self.gates[name].ok and name not in self.wrong]
+        wrong = set(self.wrong)
+        return [name for name in self._order if name in self.gates and not self.gates[name].ok and name not in wrong]
 
     @property
     def ok(self) -> bool:

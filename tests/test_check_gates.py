@@ -299,9 +299,9 @@ def test_large_inputs_are_checked_on_a_random_sample():
     assert check.checked_count == 64 and check.checked.shape == (100, 100)
     assert np.isnan(check.numeric[~check.checked]).all() and not np.isnan(check.numeric[check.checked]).any()
     assert "(checked on a random sample of 64 of 10000 elements)" in str(result)
-    assert result["MatMulGate_4"].checks["W = w1"].checked_count == 64
-    everything = check_gates(g, feeds, max_elements=None)["y_pred"].checks["W = w2"]
-    assert everything.checked is None and everything.checked_count == 1000
+    small, small_feeds = two_layer(N=4, D_in=20, H=8, D_out=3)
+    everything = check_gates(small, small_feeds, max_elements=None)["MatMulGate_4"].checks["W = w1"]
+    assert everything.checked is None and everything.checked_count == 160 and not np.isnan(everything.numeric).any()
     seeded = check_gates(g, feeds, seed=0)["MatMulGate_4"].checks["W = w1"].checked
     assert np.array_equal(seeded, check.checked)  # the same seed, the same sample
     assert not np.array_equal(check_gates(g, feeds, seed=1)["MatMulGate_4"].checks["W = w1"].checked, seeded)
