@@ -4,7 +4,7 @@
 """
 
 from graph.computational_graph import ComputationalGraph
-from graph.checking import GradientCheckResult, check_gate, gradcheck, jacobian
+from graph.checking import GatesCheckResult, GradientCheckResult, check_gate, check_gates, gradcheck, jacobian
 from graph.errors import (
     BackwardError,
     CheckError,
@@ -36,6 +36,8 @@ __all__ = [
     "sum_to_shape",
     "gradcheck",
     "check_gate",
+    "check_gates",
+    "GatesCheckResult",
     "jacobian",
     "GradientCheckResult",
     "GraphError",

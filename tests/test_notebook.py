@@ -111,6 +111,31 @@ def test_explain_html_escapes_names():
     html_rows(text)  # still well-formed
 
 
+def test_a_graph_shows_itself_in_jupyter():
+    g, feeds = first_circuit()
+    before = svg_texts(g._repr_svg_())  # what Jupyter calls for a graph as a cell's last expression
+    for name in ("x", "y", "z", "q", "f"):
+        assert name in before
+    assert "-12.00" not in before
+    g.forward(feeds)
+    g.backward()
+    after = svg_texts(g._repr_svg_())
+    for name in ("x", "y", "z", "q", "f", "-12.00", "1.00"):
+        assert name in after
+    assert ComputationalGraph()._repr_svg_() is None  # an empty graph: Jupyter falls back to the text repr
+
+
+def test_explain_shows_as_html_in_jupyter():
+    g, feeds = first_circuit()
+    g.forward(feeds)
+    g.backward()
+    explanation = g.explain()
+    assert isinstance(explanation, str) and "q = x + y = -2 + 5 = 3" in explanation
+    text = explanation._repr_html_()
+    assert text == explain_html(g)
+    assert ["q", "x + y = -2 + 5", "3"] in html_rows(text)
+
+
 # ---------------------------------------------------------------- the tutorial notebook
 
 
@@ -122,6 +147,9 @@ def test_committed_notebook_carries_its_outputs():
     kinds = {key for cell in code for output in cell.outputs for key in output.get("data", {})}
     assert {"image/svg+xml", "image/png", "text/html"} <= kinds
     assert not any(output.output_type == "error" for cell in code for output in cell.outputs)
+    # graphs show themselves (_repr_svg_) and explain() as tables (_repr_html_): no display helpers needed
+    assert not any("graph_svg(" in cell.source or "explain_html(" in cell.source for cell in code)
+    assert any(cell.source.strip().endswith("g.explain()") for cell in code)
 
 
 def test_notebook_runs_from_the_repository():
@@ -134,5 +162,6 @@ def test_notebook_runs_from_the_repository():
     assert "f = -12.0" in streams
     assert "{'x': -4.0, 'y': -4.0, 'z': 3.0}" in streams
     assert "gate SquareGate: passed" in streams and "gate BrokenSquareGate: FAILED" in streams
+    assert "['squared']" in streams and "check_gates: 1 of 5 gates wrong: 'squared'" in streams
     accuracy = float(re.search(r"test accuracy (0\.\d+)", streams).group(1))
     assert accuracy > 0.9

@@ -1,0 +1,217 @@
+"""Every ```python block of README.md runs as written, and prints what the README says it prints.
+
+The convention (for whoever edits the README):
+
+* Each ```python block runs on its own: in a fresh namespace, in an empty
+  temporary working directory (files it writes land there), with matplotlib's
+  Agg backend. So every block has its own imports, data and gate classes.
+  Nothing is skipped.
+* **Output blocks.** A python block followed directly (blank lines only in
+  between) by a plain ``` block: that block is everything the python block
+  prints, line for line.
+* **Output comments.** A ``print(...)`` statement at the top level of a block
+  with a comment at the end of its line: the comment is what that print
+  prints (``print(g.forward(feeds))   # -12.0``). So keep prose off print
+  lines: put it on the line above. An expression statement that is not a
+  print must not end in a comment that looks like a value (``g.forward(f)  # 3.0``):
+  print it instead, or the README shows a value nobody checks.
+* **Comparing.** Text outside numbers must match exactly (trailing spaces
+  aside). Each number shown must be the printed number rounded to the
+  digits shown (0.7311 matches 0.7310585786300049; -12.0 matches -12.0
+  exactly). Two numbers both below 1e-6 in magnitude match: these are
+  finite differences' rounding noise (a gradient check's "good"), which
+  varies with the CPU's math library. ``...`` in the expected text matches
+  anything, as in doctest.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import io
+import os
+import re
+import tokenize
+from dataclasses import dataclass
+
+import matplotlib
+import pytest
+
+import gates  # noqa: F401  imported here, from this checkout, before any block runs in another directory
+import graph  # noqa: F401
+
+matplotlib.use("Agg")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "README.md")
+NOISE = 1e-6
+NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
+# A number on its own: not part of a name (w0, fc1.act, MatMulGate_4) or of a longer number.
+EXPECTED_NUMBER = re.compile(rf"(?<![\w.]){NUMBER}(?![\w.]\w)")
+
+
+@dataclass
+class Block:
+    language: str
+    text: str
+    line: int  # of the opening fence, 1-based
+    end: int  # of the closing fence
+
+
+def fenced_blocks(path: str = README) -> list[Block]:
+    """Every fenced block of the file, in order."""
+    blocks, open_block, lines = [], None, []
+    with open(path, encoding="utf-8") as file:
+        for number, line in enumerate(file, start=1):
+            if open_block is None and line.startswith("```"):
+                open_block, lines = Block(line[3:].strip(), "", number, number), []
+            elif open_block is not None and line.rstrip() == "```":
+                open_block.text, open_block.end = "".join(lines), number
+                blocks.append(open_block)
+                open_block = None
+            elif open_block is not None:
+                lines.append(line)
+    assert open_block is None, f"README.md: the block opened at line {open_block.line} is never closed"
+    return blocks
+
+
+def python_blocks() -> list[tuple[Block, Block | None]]:
+    """(python block, the plain block right after it or None)."""
+    blocks = fenced_blocks()
+    with open(README, encoding="utf-8") as file:
+        readme_lines = file.read().split("\n")
+    pairs = []
+    for index, block in enumerate(blocks):
+        if block.language != "python":
+            continue
+        following = blocks[index + 1] if index + 1 < len(blocks) else None
+        between = readme_lines[block.end : following.line - 1] if following else []
+        adjacent = following is not None and following.language == "" and not "".join(between).strip()
+        pairs.append((block, following if adjacent else None))
+    return pairs
+
+
+def matches(expected: str, actual: str) -> bool:
+    """Whether ``actual`` is ``expected`` by the convention above (numbers rounded, noise, ...)."""
+    expected = "\n".join(line.rstrip() for line in expected.strip("\n").split("\n"))
+    actual = "\n".join(line.rstrip() for line in actual.strip("\n").split("\n"))
+    pattern, shown, position = [], [], 0
+    for found in EXPECTED_NUMBER.finditer(expected):
+        pattern.append(_literal(expected[position : found.start()]))
+        pattern.append(f"({NUMBER})")
+        shown.append(found.group())
+        position = found.end()
+    pattern.append(_literal(expected[position:]))
+    match = re.fullmatch("".join(pattern), actual, re.DOTALL)
+    if match is None:
+        return False
+    return all(_same_number(text, printed) for text, printed in zip(shown, match.groups()))
+
+
+def _literal(text: str) -> str:
+    return ".*?".join(re.escape(piece) for piece in text.split("..."))
+
+
+def _same_number(shown: str, printed: str) -> bool:
+    value, actual = float(shown), float(printed)
+    if abs(value) < NOISE and abs(actual) < NOISE:
+        return True
+    mantissa, _, exponent = shown.lower().partition("e")
+    decimals = len(mantissa.partition(".")[2])
+    half_unit = 0.5 * 10.0 ** (int(exponent or 0) - decimals)
+    return abs(actual - value) <= half_unit * (1 + 1e-9) + 1e-12 * abs(value)
+
+
+def trailing_comments(source: str) -> dict[int, str]:
+    """Line number (1-based) -> the text of the comment ending that line, for lines with code before it."""
+    comments = {}
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT and token.line[: token.start[1]].strip():
+            comments[token.start[0]] = token.string[1:].strip()
+    return comments
+
+
+def is_print(statement: ast.stmt) -> bool:
+    call = statement.value if isinstance(statement, ast.Expr) else None
+    return isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
+
+
+def run_block(block: Block) -> tuple[str, list[tuple[int, str, str]]]:
+    """Run a block statement by statement; return (all it printed, [(line, comment, what that print printed)])."""
+    tree = ast.parse(block.text, filename=f"README.md:{block.line}")
+    comments = trailing_comments(block.text)
+    namespace = {"__name__": "__readme__"}
+    printed, checks = io.StringIO(), []
+    for statement in tree.body:
+        code = compile(ast.Module(body=[statement], type_ignores=[]), f"README.md, block at line {block.line}", "exec")
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(code, namespace)
+        printed.write(out.getvalue())
+        comment = comments.get(statement.end_lineno)
+        if comment is None:
+            continue
+        line = block.line + statement.end_lineno
+        if is_print(statement):
+            checks.append((line, comment, out.getvalue()))
+        elif isinstance(statement, ast.Expr) and re.match(r"[-\d{\[('\"]", comment):
+            raise AssertionError(
+                f"README.md line {line}: the comment {comment!r} shows a value that is not printed; "
+                f"print it, so that this test can check it"
+            )
+    return printed.getvalue(), checks
+
+
+PAIRS = python_blocks()
+
+
+def test_the_readme_has_python_blocks_and_shown_outputs():
+    assert len(PAIRS) >= 10
+    assert sum(output is not None for _, output in PAIRS) >= 4
+
+
+@pytest.mark.parametrize("block, output", PAIRS, ids=[f"line {block.line}" for block, _ in PAIRS])
+def test_readme_block_runs_and_prints_what_it_shows(block, output, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    printed, checks = run_block(block)
+    for line, comment, out in checks:
+        assert matches(comment, out), f"README.md line {line}: the comment says {comment!r}, the print printed {out!r}"
+    if output is not None:
+        assert matches(output.text, printed), (
+            f"README.md line {output.line}: the block shows\n{output.text}\nbut the code above it printed\n{printed}"
+        )
+
+
+# ---------------------------------------------------------------- the convention itself
+
+
+@pytest.mark.parametrize(
+    "expected, actual",
+    [
+        ("-12.0", "-12.0\n"),
+        ("0.7311", "0.7310585786300049"),
+        ("w0 -0.197", "w0 -0.19661193324148185"),
+        ("max relative error 1.74e-08, tol 1e-05", "max relative error 3.10e-09, tol 1e-05"),
+        ("shape (3, 4) at [2, 3]", "shape (3, 4) at [2, 3]  "),
+        ("Distribution(mean=..., std=0.5)", "Distribution(mean=0.25, std=0.5)"),
+        ("fc1.act 3", "fc1.act 3"),
+    ],
+)
+def test_what_matches(expected, actual):
+    assert matches(expected, actual)
+
+
+@pytest.mark.parametrize(
+    "expected, actual",
+    [
+        ("-12.0", "-12.5"),
+        ("0.7311", "0.7312"),
+        ("-12.0", "-12.0 extra"),
+        ("shape (3, 4)", "shape (3, 5)"),
+        ("tol 1e-05", "tol 1e-04"),
+        ("fc1.act", "fc2.act"),
+        ("error 1.0e-02", "error 3.0e-09"),
+    ],
+)
+def test_what_does_not_match(expected, actual):
+    assert not matches(expected, actual)
