@@ -221,7 +221,10 @@ class ComputationalGraph:
             new = nodes[known:]
             digraph.add_nodes_from([node.name for node in new])
             digraph.add_edges_from([(source.name, node.name) for node in new for source in node.inputs])
-        return nx.freeze(digraph.copy(as_view=True))
+        view = digraph.copy(as_view=True)
+        for method in _DIGRAPH_MUTATORS:  # as nx.freeze does, but with this package's error
+            setattr(view, method, _refuse_digraph_edit)
+        return view
 
     def nodes_topologically_sorted(self) -> list[Node]:
         """All nodes, each after the nodes it depends on (networkx's topological sort)."""
@@ -715,6 +718,19 @@ class ComputationalGraph:
 
 
 _MISSING = object()
+#: The networkx methods that would change a graph; g.digraph refuses them.
+_DIGRAPH_MUTATORS = (
+    "add_node", "add_nodes_from", "remove_node", "remove_nodes_from", "add_edge", "add_edges_from",
+    "add_weighted_edges_from", "remove_edge", "remove_edges_from", "update", "clear", "clear_edges",
+)
+
+
+def _refuse_digraph_edit(*args, **kwargs):
+    raise GraphBuildError(
+        "g.digraph is a read-only view of the graph: add nodes with g.add_input, g.add_param, "
+        "g.add_constant and g.add_gate (or work on a copy: nx.DiGraph(g.digraph))"
+    )
+
 #: Characters a node name may not hold: NUL, and lone surrogates (no file or picture can hold them).
 _UNWRITABLE = re.compile("[\x00\ud800-\udfff]")
 

@@ -323,10 +323,25 @@ def test_feeds_with_non_string_keys_and_a_frozen_digraph():
     g.add_gate(gates.NegateGate(), g.add_input("x"))
     with pytest.raises(GraphError, match="keyed by input name"):
         g.forward({1: 2.0, "x": 1.0})
-    with pytest.raises(Exception, match="[Ff]rozen"):
-        g.digraph.add_node("intruder")
+    for edit in (lambda d: d.add_node("intruder"), lambda d: d.add_edge("x", "intruder"), lambda d: d.clear()):
+        with pytest.raises(GraphError, match="read-only view"):
+            edit(g.digraph)
     assert "intruder" not in g.digraph
     assert g.forward({"x": 1.0}) == -1.0
+
+
+def test_a_feed_changed_between_forward_and_backward_is_seen_by_backward_as_documented():
+    """Feeds are read in place (README, The graph API): backward sees what the caller's array holds then."""
+    g = ComputationalGraph()
+    x, w = g.add_input("x", requires_grad=False), g.add_param("w", np.ones(2))
+    g.add_gate(gates.SumGate(), x * w)
+    data = np.array([1.0, 2.0])
+    g.forward({"x": data})
+    data[:] = 100.0
+    np.testing.assert_array_equal(g.backward()["w"], [100.0, 100.0])
+    g.forward({"x": data.copy()})  # feed a copy to keep the pass to itself
+    data[:] = 5.0
+    np.testing.assert_array_equal(g.backward()["w"], [100.0, 100.0])
 
 
 def test_a_staticmethod_forward_is_refused():
