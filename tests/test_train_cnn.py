@@ -130,7 +130,9 @@ def test_mnist_files_that_are_not_mnist_say_what_is_missing(tmp_path):
     with pytest.raises(train_cnn.DataError, match="3 columns per row"):
         train_cnn.load_mnist(str(folder))
     wrong = tmp_path / "wrong.npz"
-    np.savez(wrong, x_train=np.zeros((3, 32, 32)), y_train=np.zeros(3), x_test=np.zeros((1, 28, 28)), y_test=np.zeros(1))
+    np.savez(
+        wrong, x_train=np.zeros((3, 32, 32)), y_train=np.zeros(3), x_test=np.zeros((1, 28, 28)), y_test=np.zeros(1)
+    )
     with pytest.raises(train_cnn.DataError, match=r"x_train must be \(N, 28, 28\)"):
         train_cnn.load_mnist(str(wrong))
 
