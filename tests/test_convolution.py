@@ -399,6 +399,18 @@ def test_gradcheck_through_a_small_cnn_in_training_mode():
     }
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs gradcheck to restore each gate's rng before every forward (the engine change of issue 11); "
+    "until then every forward draws a new dropout mask. Remove this mark when that lands.",
+)
+def test_gradcheck_through_a_small_cnn_with_dropout_in_training_mode():
+    g, feeds = small_cnn(use_dropout=True)
+    assert g.training
+    result = gradcheck(g, feeds)
+    assert result, str(result)
+
+
 def test_gradcheck_through_a_small_cnn_in_evaluation_mode():
     g, feeds = small_cnn(use_dropout=True)
     g.forward(feeds)  # one training pass: running averages away from their start
