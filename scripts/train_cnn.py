@@ -44,6 +44,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from gates import ReLUGate, SoftmaxCrossEntropyGate  # noqa: E402
 from graph import ComputationalGraph  # noqa: E402
+from graph.errors import ParameterFileError  # noqa: E402
 from graph.layers import batch_norm, conv2d, dense, dropout, flatten, max_pool2d  # noqa: E402
 from graph.node import Node  # noqa: E402
 from graph.optimizers import Adam  # noqa: E402
@@ -351,7 +352,10 @@ def train_and_test(args: argparse.Namespace) -> float:
     g = make_graph(args.dtype)
     scores = build_cnn(g, X_train.shape[1:], args.filters, rng, args.batch_norm, args.dropout)
     if args.load:
-        load_model(g, args.load)
+        try:
+            load_model(g, args.load)
+        except ParameterFileError as error:  # another network's file, or not a parameter file at all
+            sys.exit(f"error: {error}")
     optimizer = Adam(g.params, lr=args.lr, weight_decay=args.weight_decay)
     extras = ", batch norm" * args.batch_norm + f", dropout {args.dropout:g}" * (args.dropout > 0)
     print(

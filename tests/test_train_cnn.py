@@ -58,6 +58,16 @@ def test_load_with_no_epochs_gives_the_same_accuracy(digits_run, capsys):
     assert capsys.readouterr().out.strip().endswith(f"test accuracy {accuracy:.4f}")
 
 
+def test_loading_another_network_names_the_difference(digits_run):
+    _, _, params = digits_run
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--load", str(params), "--epochs", "0", "--no-batch-norm"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "bn1.gamma" in result.stderr and "No parameter was changed" in result.stderr
+
+
 def test_the_digits_split_is_the_one_of_train_digits():
     import train_digits
 
