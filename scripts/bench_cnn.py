@@ -161,7 +161,8 @@ def bench_conv(rounds: int = 7, reps: int = 10) -> list[CnnRow]:
         threads = "1 thread" if one_thread else "default threads"
         for dtype in (np.float64, np.float32):
             for x_shape, filters in CONV_SHAPES:
-                figure = f"conv {x_shape[1]}->{filters} on {x_shape[2]}x{x_shape[3]}, {np.dtype(dtype).name}, {threads}: graph / torch"
+                name = np.dtype(dtype).name
+                figure = f"conv {x_shape[1]}->{filters} on {x_shape[2]}x{x_shape[3]}, {name}, {threads}: graph / torch"
                 if _torch() is None:
                     rows.append(CnnRow(figure, float("nan"), CONV_BOUND, detail=NO_TORCH))
                     continue
@@ -219,8 +220,11 @@ def bench_max_pool(rounds: int = 7, reps: int = 20) -> list[CnnRow]:
 
 
 def bench_lenet_step(rounds: int = 5, reps: int = 5, filters=(16, 32)) -> list[CnnRow]:
-    """One training step of train_cnn.py's net (batch norm on) on 64 images 1x28x28, graph / torch, float64, 1 thread."""
-    figure = f"LeNet training step (conv {filters[0]}-{filters[1]}, bn, Adam), batch 64, float64, 1 thread: graph / torch"
+    """One training step of train_cnn.py's net (batch norm on), 64 images 1x28x28, graph / torch, float64, 1 thread."""
+    figure = (
+        f"LeNet training step (conv {filters[0]}-{filters[1]}, bn, Adam), batch 64, float64, 1 thread: "
+        "graph / torch"
+    )
     torch = _torch()
     if torch is None:
         return [CnnRow(figure, float("nan"), float("inf"), detail=NO_TORCH)]
@@ -296,7 +300,9 @@ def print_rows(rows: list[CnnRow]) -> None:
     for row in rows:
         bound = f"{row.bound:g}{row.unit}" if np.isfinite(row.bound) else "-"
         value = "-" if np.isnan(row.value) else f"{row.value:.3f}{row.unit}"
-        verdict = "" if np.isnan(row.value) or not np.isfinite(row.bound) else ("pass" if row.value <= row.bound else "FAIL")
+        verdict = ""
+        if not np.isnan(row.value) and np.isfinite(row.bound):
+            verdict = "pass" if row.value <= row.bound else "FAIL"
         print(f"{row.figure:<{width}}  {value:>9}  {bound:>6}  {verdict:4}  {row.detail}", flush=True)
 
 

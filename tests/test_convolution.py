@@ -46,7 +46,8 @@ def pool_reference(x, size, stride, reduce):
     out = np.zeros((N, C, H_out, W_out))
     for i in range(H_out):
         for j in range(W_out):
-            out[:, :, i, j] = reduce(x[:, :, i * stride : i * stride + size, j * stride : j * stride + size], axis=(2, 3))
+            window = x[:, :, i * stride : i * stride + size, j * stride : j * stride + size]
+            out[:, :, i, j] = reduce(window, axis=(2, 3))
     return out
 
 
@@ -393,7 +394,21 @@ def test_gradcheck_through_a_small_cnn_in_training_mode():
     g, feeds = small_cnn(use_dropout=False)
     result = gradcheck(g, feeds)
     assert result, str(result)
-    assert set(result.checks) == {"x", "conv1.w", "conv1.b", "bn1.gamma", "bn1.beta", "conv2.w", "conv2.b", "fc.W", "fc.b"}
+    assert set(result.checks) == {
+        "x", "conv1.w", "conv1.b", "bn1.gamma", "bn1.beta", "conv2.w", "conv2.b", "fc.W", "fc.b"
+    }
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs gradcheck to restore each gate's rng before every forward (the engine change of issue 11); "
+    "until then every forward draws a new dropout mask. Remove this mark when that lands.",
+)
+def test_gradcheck_through_a_small_cnn_with_dropout_in_training_mode():
+    g, feeds = small_cnn(use_dropout=True)
+    assert g.training
+    result = gradcheck(g, feeds)
+    assert result, str(result)
 
 
 def test_gradcheck_through_a_small_cnn_in_evaluation_mode():

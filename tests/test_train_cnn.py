@@ -58,6 +58,16 @@ def test_load_with_no_epochs_gives_the_same_accuracy(digits_run, capsys):
     assert capsys.readouterr().out.strip().endswith(f"test accuracy {accuracy:.4f}")
 
 
+def test_loading_another_network_names_the_difference(digits_run):
+    _, _, params = digits_run
+    result = subprocess.run(
+        [sys.executable, SCRIPT, "--load", str(params), "--epochs", "0", "--no-batch-norm"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert "bn1.gamma" in result.stderr and "No parameter was changed" in result.stderr
+
+
 def test_the_digits_split_is_the_one_of_train_digits():
     import train_digits
 
@@ -130,7 +140,9 @@ def test_mnist_files_that_are_not_mnist_say_what_is_missing(tmp_path):
     with pytest.raises(train_cnn.DataError, match="3 columns per row"):
         train_cnn.load_mnist(str(folder))
     wrong = tmp_path / "wrong.npz"
-    np.savez(wrong, x_train=np.zeros((3, 32, 32)), y_train=np.zeros(3), x_test=np.zeros((1, 28, 28)), y_test=np.zeros(1))
+    np.savez(
+        wrong, x_train=np.zeros((3, 32, 32)), y_train=np.zeros(3), x_test=np.zeros((1, 28, 28)), y_test=np.zeros(1)
+    )
     with pytest.raises(train_cnn.DataError, match=r"x_train must be \(N, 28, 28\)"):
         train_cnn.load_mnist(str(wrong))
 

@@ -73,12 +73,16 @@ def conv2d(
     return g.add_gate(gate, x, w, b, name=name)
 
 
-def max_pool2d(g: ComputationalGraph, x: Node, size: int = 2, stride: int | None = None, name: str | None = None) -> Node:
+def max_pool2d(
+    g: ComputationalGraph, x: Node, size: int = 2, stride: int | None = None, name: str | None = None
+) -> Node:
     """Add a :class:`~gates.MaxPool2DGate` (size x size windows, stride defaults to size); return its output."""
     return g.add_gate(MaxPool2DGate(size, stride), x, name=name)
 
 
-def avg_pool2d(g: ComputationalGraph, x: Node, size: int = 2, stride: int | None = None, name: str | None = None) -> Node:
+def avg_pool2d(
+    g: ComputationalGraph, x: Node, size: int = 2, stride: int | None = None, name: str | None = None
+) -> Node:
     """Add an :class:`~gates.AvgPool2DGate` (size x size windows, stride defaults to size); return its output."""
     return g.add_gate(AvgPool2DGate(size, stride), x, name=name)
 
