@@ -161,13 +161,8 @@ def _read_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def make_graph(dtype: str) -> ComputationalGraph:
-    """A graph computing in ``dtype``, where the engine supports it (the float32 engine, issue 11)."""
-    if dtype == "float64":
-        return ComputationalGraph()
-    try:
-        return ComputationalGraph(dtype=np.dtype(dtype).type)
-    except TypeError:  # this engine predates dtype=: it computes in float64 whatever it is fed
-        return ComputationalGraph()
+    """A graph computing in ``dtype`` ("float64" or "float32")."""
+    return ComputationalGraph(dtype=np.dtype(dtype))
 
 
 def build_cnn(

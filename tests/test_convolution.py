@@ -399,11 +399,6 @@ def test_gradcheck_through_a_small_cnn_in_training_mode():
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs gradcheck to restore each gate's rng before every forward (the engine change of issue 11); "
-    "until then every forward draws a new dropout mask. Remove this mark when that lands.",
-)
 def test_gradcheck_through_a_small_cnn_with_dropout_in_training_mode():
     g, feeds = small_cnn(use_dropout=True)
     assert g.training
