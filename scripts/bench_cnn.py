@@ -105,14 +105,6 @@ def _interleaved(ours: Callable[[], None], theirs: Callable[[], None], rounds: i
     return statistics.median(ratios), min(ratios), max(ratios), times
 
 
-def _graph(dtype) -> tuple[ComputationalGraph, bool]:
-    """A graph in ``dtype`` if the engine has dtype= (issue 11); else float64 and False."""
-    if dtype == np.float64:
-        return ComputationalGraph(), True
-    try:
-        return ComputationalGraph(dtype=dtype), True
-    except TypeError:
-        return ComputationalGraph(), False
 
 
 def _conv_contenders(x_shape, filters, dtype):
@@ -125,25 +117,15 @@ def _conv_contenders(x_shape, filters, dtype):
     w = (rng.standard_normal((filters, x_shape[1], 3, 3)) * 0.1).astype(dtype)
     b = np.zeros(filters, dtype=dtype)
     upstream = rng.standard_normal((x_shape[0], filters, x_shape[2], x_shape[3])).astype(dtype)
-    g, in_dtype = _graph(dtype)
-    if in_dtype:
-        node_x = g.add_input("x")
-        g.add_gate(gates.Conv2DGate(padding=1), node_x, g.add_param("w", w), g.add_param("b", b))
-        feeds = {"x": x}
+    g = ComputationalGraph(dtype=dtype)
+    g.add_gate(gates.Conv2DGate(padding=1), g.add_input("x"), g.add_param("w", w), g.add_param("b", b))
+    feeds = {"x": x}
 
-        def ours():
-            g.forward(feeds)
-            g.backward(upstream)
+    def ours():
+        g.forward(feeds)
+        g.backward(upstream)
 
-        how = "through the graph"
-    else:  # this engine computes in float64 only: time the gate alone, in float32
-
-        def ours():
-            gate = gates.Conv2DGate(padding=1)
-            gate.forward(x, w, b)
-            gate.backward(upstream)
-
-        how = "gate alone (this engine is float64-only)"
+    how = "through the graph"
     tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
     tu = torch.tensor(upstream)
 
@@ -189,23 +171,14 @@ def bench_max_pool(rounds: int = 7, reps: int = 20) -> list[CnnRow]:
         rng = np.random.default_rng(1)
         x = rng.standard_normal((64, 16, 28, 28)).astype(dtype)
         upstream = rng.standard_normal((64, 16, 14, 14)).astype(dtype)
-        g, in_dtype = _graph(dtype)
-        if in_dtype:
-            g.add_gate(gates.MaxPool2DGate(2), g.add_input("x"))
+        g = ComputationalGraph(dtype=dtype)
+        g.add_gate(gates.MaxPool2DGate(2), g.add_input("x"))
 
-            def ours():
-                g.forward({"x": x})
-                g.backward(upstream)
+        def ours():
+            g.forward({"x": x})
+            g.backward(upstream)
 
-            how = "through the graph"
-        else:
-
-            def ours():
-                gate = gates.MaxPool2DGate(2)
-                gate.forward(x)
-                gate.backward(upstream)
-
-            how = "gate alone (this engine is float64-only)"
+        how = "through the graph"
         tx, tu = torch.tensor(x, requires_grad=True), torch.tensor(upstream)
 
         def theirs():
