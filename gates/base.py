@@ -119,6 +119,18 @@ def input_count(gate: Any) -> tuple[int, int | None]:
     return _class_input_count(type(gate))
 
 
+def wrong_input_count(gate: Any, count: int) -> str | None:
+    """None if ``gate.forward`` takes ``count`` inputs, else why not: "SigmoidGate takes 1 input, got 2".
+
+    Raises TypeError as :func:`input_count` does.
+    """
+    fewest, most = input_count(gate)
+    if fewest <= count and (most is None or count <= most):
+        return None
+    takes = f"{fewest}" if fewest == most else f"{fewest} to {most}" if most else f"at least {fewest}"
+    return f"{type(gate).__name__} takes {takes} input{'s' if most != 1 else ''}, got {count}"
+
+
 @functools.lru_cache(maxsize=None)
 def _class_input_count(cls: type) -> tuple[int, int | None]:
     # Cached per class: inspecting a class costs more than adding a gate.

@@ -33,7 +33,6 @@ import os
 import re
 from typing import Any
 
-import numpy as np
 
 from graph.drawing import (
     _AUTO_NAME,
@@ -46,7 +45,7 @@ from graph.drawing import (
     short_value,
 )
 from graph.errors import DrawingError
-from graph.explain import local_gradient, sum_text, expression, format_value, gradient_contributions
+from graph.explain import chain_rule_steps, expression, format_value, gradient_contributions, step_text, sum_text
 
 #: Graphs with more gates than this are refused.
 MAX_ANIMATION_GATES = 40
@@ -138,34 +137,19 @@ def backward_frames(g: Any) -> list[Frame]:
         raise DrawingError("an animation shows the last backward pass: run g.forward(feeds), then g.backward()")
     contributions = gradient_contributions(g)
     order = g.nodes_topologically_sorted()
-    steps = [node for node in reversed(order) if node.kind == "gate" and node.name in contributions.senders]
+    steps = chain_rule_steps(g, contributions)
     if not steps:
         raise DrawingError(f"nothing to animate: no gate sends a gradient towards {g.output.name!r}")
     out = g.output.name
     frames, done = [], set()
-    for number, node in enumerate(steps, start=1):
+    for number, step in enumerate(steps, start=1):
+        node = step.node
         done.add(node.name)
-        upstream = g.grad(node)
-        received = sum_text(contributions.received.get(node.name, []), upstream)
         caption = [
             f"Step {number} of {len(steps)}: {node.name} = {expression(g, node)}",
-            f"upstream d{out}/d{node.name} = {received}",
+            f"upstream d{out}/d{node.name} = {step.received}",
         ]
-        scalar_output = np.ndim(g.value(node)) == 0
-        for position, source in enumerate(node.inputs):
-            sent = contributions.sent.get((node.name, position))
-            if sent is None:
-                continue
-            local = local_gradient(upstream, sent) if scalar_output else None
-            if local is not None:
-                factor = format_value(local)
-                factor = f"({factor})" if factor.startswith("-") else factor
-                caption.append(f"  -> {source.name}: {format_value(upstream)} × {factor} = {format_value(sent)}")
-            else:
-                caption.append(
-                    f"  -> {source.name}: {format_value(upstream)} · d{node.name}/d{source.name} = "
-                    f"{format_value(sent)}"
-                )
+        caption += [f"  -> {source.name}: {step_text(step, source, sent, local)}" for source, sent, local in step.sent]
         frames.append(Frame(node.name, frozenset(done), _capped(caption)))
     leaves = [node for node in order if node.kind in ("input", "param") and node.requires_grad]
     caption = [f"Gradients of {out}, summed where a value feeds several gates:"]

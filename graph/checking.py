@@ -29,7 +29,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from gates.base import input_count
+from gates.base import wrong_input_count
 from graph import gate_state
 from graph.errors import CheckError, FeedTypeError, JacobianTooLargeError
 from graph.node import PARAM
@@ -931,12 +931,11 @@ def _check_gate_and_inputs(gate: Any, inputs: tuple) -> str:
         raise CheckError(f"check_gate takes a gate (with forward and backward), got {type(gate).__name__}")
     name = type(gate).__name__
     try:
-        fewest, most = input_count(gate)
+        wrong_count = wrong_input_count(gate, len(inputs))
     except TypeError as error:
         raise CheckError(str(error)) from None
-    if len(inputs) < fewest or (most is not None and len(inputs) > most):
-        takes = f"{fewest}" if fewest == most else f"{fewest} to {most}" if most else f"at least {fewest}"
-        raise CheckError(f"check_gate: {name}.forward takes {takes} input(s), got {len(inputs)}")
+    if wrong_count:
+        raise CheckError(f"check_gate: {wrong_count}")
     for position, value in enumerate(inputs):
         try:
             to_array(value, np.dtype(np.float64), "input")

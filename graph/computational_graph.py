@@ -28,7 +28,7 @@ from typing import Any, Iterator, Mapping
 import networkx as nx
 import numpy as np
 
-from gates.base import input_count
+from gates.base import wrong_input_count
 from graph import gate_state
 from graph.errors import (
     BackwardError,
@@ -146,12 +146,11 @@ class ComputationalGraph:
                 f"a gate is used in one place only: create a new {gate_name}() for each use"
             )
         try:
-            fewest, most = input_count(gate)
+            wrong_count = wrong_input_count(gate, len(inputs))
         except TypeError as error:
             raise NotAGateError(str(error)) from None
-        if len(inputs) < fewest or (most is not None and len(inputs) > most):
-            takes = f"{fewest}" if fewest == most else f"{fewest} to {most}" if most else f"at least {fewest}"
-            raise GateInputCountError(f"{gate_name} takes {takes} input{'s' if most != 1 else ''}, got {len(inputs)}")
+        if wrong_count:
+            raise GateInputCountError(wrong_count)
         if name is not None:
             name = self._check_new_name(name)
         resolved = [self._resolve_input(item, gate_name) for item in inputs]

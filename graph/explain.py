@@ -17,6 +17,7 @@ The helpers :func:`format_value`, :func:`expression` and
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -101,25 +102,11 @@ def explain_pass(g: Any) -> str:
             "For an array, 'upstream · dz/dx' is the product with the local Jacobian, "
             "which backward computes without building it."
         )
-    for node in reversed(order):
-        if node.kind is not NodeKind.GATE or node.name not in contributions.senders:
-            continue
-        upstream = g.grad(node)
-        received = sum_text(contributions.received.get(node.name, []), upstream)
-        lines.append(f"  {node.name} = {expression(g, node)}    upstream d{out}/d{node.name} = {received}")
-        scalar_output = np.ndim(g.value(node)) == 0
-        for position, source in enumerate(node.inputs):
-            sent = contributions.sent.get((node.name, position))
-            if sent is None:
-                continue
-            local = local_gradient(upstream, sent) if scalar_output else None
-            if local is not None:
-                factor = format_value(local)
-                factor = f"({factor})" if factor.startswith("-") else factor
-                step = f"{format_value(upstream)} × {factor} = {format_value(sent)}"
-            else:
-                step = f"{format_value(upstream)} · d{node.name}/d{source.name} = {format_value(sent)}"
-            lines.append(f"    -> {source.name}: {step}")
+    for step in chain_rule_steps(g, contributions):
+        node = step.node
+        lines.append(f"  {node.name} = {expression(g, node)}    upstream d{out}/d{node.name} = {step.received}")
+        for source, sent, local in step.sent:
+            lines.append(f"    -> {source.name}: {step_text(step, source, sent, local)}")
 
     leaves = [node for node in order if node.kind in (NodeKind.INPUT, NodeKind.PARAM) and node.requires_grad]
     if leaves:
@@ -260,6 +247,57 @@ def local_gradient(upstream: Any, sent: Any) -> Any:
     if np.ndim(sent) != 0 or float(upstream) == 0.0:
         return None
     return sent / upstream
+
+
+@dataclass
+class ChainRuleStep:
+    """One gate's step of the last backward: upstream x local gradient = what it sent each input.
+
+    Attributes
+    ----------
+    node : the gate's Node
+    upstream : d(output)/d(node), what the gate received
+    received : the upstream as text, as a sum where the node feeds several gates
+    sent : list of (input Node, gradient sent, local gradient or None); the
+        local gradient is known only for a scalar output (sent / upstream),
+        otherwise it is a Jacobian backward never builds
+    """
+
+    node: Any
+    upstream: Any
+    received: str
+    sent: list = field(default_factory=list)
+
+
+def chain_rule_steps(g: Any, contributions: Contributions | None = None) -> list[ChainRuleStep]:
+    """Each gate that sent gradients in the last backward, in backward order, as a :class:`ChainRuleStep`.
+
+    The one description of the chain rule at each gate that explain(),
+    the notebook's tables and the animation all write out.
+    """
+    contributions = contributions if contributions is not None else gradient_contributions(g)
+    steps = []
+    for node in reversed(g.nodes_topologically_sorted()):
+        if node.kind is not NodeKind.GATE or node.name not in contributions.senders:
+            continue
+        upstream = g.grad(node)
+        step = ChainRuleStep(node, upstream, sum_text(contributions.received.get(node.name, []), upstream))
+        scalar_output = np.ndim(g.value(node)) == 0
+        for position, source in enumerate(node.inputs):
+            sent = contributions.sent.get((node.name, position))
+            if sent is not None:
+                step.sent.append((source, sent, local_gradient(upstream, sent) if scalar_output else None))
+        steps.append(step)
+    return steps
+
+
+def step_text(step: ChainRuleStep, source: Any, sent: Any, local: Any) -> str:
+    """'1 × (-4) = -4', or for an array output 'upstream · dq/dx = sent'."""
+    upstream = format_value(step.upstream)
+    if local is None:
+        return f"{upstream} · d{step.node.name}/d{source.name} = {format_value(sent)}"
+    factor = format_value(local)
+    return f"{upstream} × {_parenthesized(factor)} = {format_value(sent)}"
 
 
 def gate_label(gate: Any) -> str:

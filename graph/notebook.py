@@ -22,14 +22,7 @@ import numpy as np
 
 from graph.drawing import COLUMN_WIDTH, GRAD_COLOR, MAX_PICTURE_NODES, VALUE_COLOR, _Layout, _render, _WireLabels
 from graph.errors import BackwardError, DrawingError
-from graph.explain import (
-    local_gradient,
-    sum_text,
-    with_numbers,
-    expression,
-    format_value,
-    gradient_contributions,
-)
+from graph.explain import chain_rule_steps, expression, format_value, gradient_contributions, sum_text, with_numbers
 
 
 def graph_svg(g: Any) -> str:
@@ -109,33 +102,21 @@ def explain_html(g: Any) -> str:
         escape=False,
     ))
     parts.append('<p style="margin: 0.2em 0">Each step: upstream × local gradient = gradient sent to the input.</p>')
-    step = 0
-    for node in reversed(order):
-        if node.kind != "gate" or node.name not in contributions.senders:
-            continue
-        step += 1
-        upstream = g.grad(node)
-        received = sum_text(contributions.received.get(node.name, []), upstream)
-        scalar_output = np.ndim(g.value(node)) == 0
-        rows = []
-        for position, source in enumerate(node.inputs):
-            sent = contributions.sent.get((node.name, position))
-            if sent is None:
-                continue
-            local = local_gradient(upstream, sent) if scalar_output else None
-            if local is not None:
-                factor = format_value(local)
-            else:  # an array output: the product with the local Jacobian, never built
-                factor = f"d{node.name}/d{source.name}"
-            rows.append([
+    for number, step in enumerate(chain_rule_steps(g, contributions), start=1):
+        node = step.node
+        rows = [
+            [
                 _code(source.name),
-                _code(format_value(upstream)),
-                _code(factor),
+                _code(format_value(step.upstream)),
+                # for an array output: the product with the local Jacobian, never built
+                _code(format_value(local) if local is not None else f"d{node.name}/d{source.name}"),
                 (f"<b>{_code(format_value(sent))}</b>", f"color: {GRAD_COLOR}"),
-            ])
+            ]
+            for source, sent, local in step.sent
+        ]
         caption = (
-            f"{step}. {_code(f'{node.name} = {expression(g, node)}')}, upstream "
-            f'<span style="color: {GRAD_COLOR}">{_code(f"d{out}/d{node.name} = {received}")}</span>'
+            f"{number}. {_code(f'{node.name} = {expression(g, node)}')}, upstream "
+            f'<span style="color: {GRAD_COLOR}">{_code(f"d{out}/d{node.name} = {step.received}")}</span>'
         )
         parts.append(_table(["to input", "upstream", "× local gradient", "= sent"], rows, caption))
 

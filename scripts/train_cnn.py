@@ -395,34 +395,13 @@ def train_and_test(args: argparse.Namespace) -> float:
         save_model(g, args.save)
         print(f"parameters saved to {args.save}")
     if args.plot:
+        from train_digits import save_curves
+
         save_curves(history, args.plot, f"{args.mode} CNN, Adam")
         print(f"curves saved to {args.plot}")
     test_accuracy = evaluate(g, scores, *splits["test"])[1]
     print(f"test accuracy {test_accuracy:.4f}")
     return test_accuracy
-
-
-def save_curves(history: dict[str, list[float]], path: str, title: str) -> None:
-    """Save the training loss and the validation accuracy per epoch as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = range(1, len(history["loss"]) + 1)
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axes.plot(epochs, history["loss"])
-    loss_axes.set_xlabel("epoch")
-    loss_axes.set_ylabel("training loss (cross-entropy)")
-    loss_axes.set_yscale("log")
-    accuracy_axes.plot(epochs, history["validation accuracy"], label="validation accuracy")
-    accuracy_axes.set_xlabel("epoch")
-    accuracy_axes.set_ylabel("accuracy")
-    accuracy_axes.legend()
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 if __name__ == "__main__":

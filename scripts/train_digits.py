@@ -231,8 +231,8 @@ def train_and_test(args: argparse.Namespace) -> float:
     return test_accuracy
 
 
-def save_curves(history: dict[str, list[float]], path: str) -> None:
-    """Save the training loss and the train/validation accuracy per epoch as a PNG."""
+def save_curves(history: dict[str, list[float]], path: str, title: str = "Digits MLP, Adam") -> None:
+    """Save the training loss and the train/validation accuracy per epoch (those in ``history``) as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -245,11 +245,12 @@ def save_curves(history: dict[str, list[float]], path: str) -> None:
     loss_axes.set_ylabel("training loss (cross-entropy)")
     loss_axes.set_yscale("log")
     for name in ("train accuracy", "validation accuracy"):
-        accuracy_axes.plot(epochs, history[name], label=name)
+        if name in history:
+            accuracy_axes.plot(epochs, history[name], label=name)
     accuracy_axes.set_xlabel("epoch")
     accuracy_axes.set_ylabel("accuracy")
     accuracy_axes.legend()
-    figure.suptitle("Digits MLP, Adam")
+    figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
