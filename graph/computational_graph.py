@@ -98,7 +98,7 @@ class ComputationalGraph:
         self._schedule: Schedule | None = None  # computed on the first pass after a change
         self._read_only_views: dict[int, tuple] = {}  # slot -> (array fed last pass, its read-only view)
         self._forget_last_pass("run forward first")
-        self._lock = threading.Lock()  # one pass at a time: see _refuse_reentry
+        self._lock = threading.Lock()  # one pass at a time: see _reentry_error
         self._pass_owner: int | None = None  # the thread that last took the lock
 
     # ------------------------------------------------------------------ building
@@ -261,8 +261,9 @@ class ComputationalGraph:
         -------
         numpy scalar or read-only array: the value of ``g.output``.
         """
-        self._refuse_reentry()
-        with self._lock:
+        if self._lock.locked() and self._pass_owner == threading.get_ident():
+            raise self._reentry_error()
+        with self._lock:  # passes from several threads run one after the other
             self._pass_owner = threading.get_ident()
             schedule = self._schedule or self._current_schedule()
             self._values = self._grads = None  # whatever happens next, the last pass is gone
@@ -302,10 +303,13 @@ class ComputationalGraph:
         gradient, with exactly that input's shape and the graph's dtype: a
         writable array that shares memory with nothing else (or a numpy scalar).
         """
-        self._refuse_reentry()
+        if self._lock.locked() and self._pass_owner == threading.get_ident():
+            raise self._reentry_error()
         with self._lock:
             self._pass_owner = threading.get_ident()
-            values = self._values_for_backward()
+            values = self._values
+            if values is None or self._pass_thread != self._pass_owner:
+                raise self._no_values_for_backward()
             schedule = self._schedule
             dtype, check_finite = self.dtype, self.check_finite
             grads = [None] * len(values)
@@ -576,15 +580,14 @@ class ComputationalGraph:
                 self._schedule = Schedule(self)
         return self._schedule
 
-    def _refuse_reentry(self) -> None:
-        """ConcurrentUseError for a pass started inside a pass of the same thread (a gate calling its own graph).
+    def _reentry_error(self) -> ConcurrentUseError:
+        """For a pass started inside a pass of the same thread (a gate calling its own graph).
 
         Passes from other threads wait for the lock; one from the thread
         holding it would wait forever.  While the lock is held, _pass_owner
         is the thread holding it.
         """
-        if self._lock.locked() and self._pass_owner == threading.get_ident():
-            raise ConcurrentUseError("a gate called forward or backward of the graph it belongs to, during a pass")
+        return ConcurrentUseError("a gate called forward or backward of the graph it belongs to, during a pass")
 
     def _leaf_values(self, schedule: Schedule, feeds: Mapping[str, Any] | None) -> list:
         """A fresh value list with every input, parameter and constant filled in; checks every feed first."""
@@ -662,15 +665,13 @@ class ComputationalGraph:
         self._why_no_values = f"{gate_title(node)} produced {non_finite_kind(out)}; run forward again with good input"
         return NonFiniteError(f"{gate_title(node)} produced {non_finite_kind(out)} in forward from {input_list(node, values)}")
 
-    def _values_for_backward(self) -> list:
+    def _no_values_for_backward(self) -> GraphError:
         if self._values is None:
-            raise BackwardError(f"backward needs a successful forward first ({self._why_no_values})")
-        if self._pass_thread != threading.get_ident():
-            raise ConcurrentUseError(
-                "the last forward of this graph ran in another thread, so its values are not this thread's: "
-                "give each thread its own graph with g.copy() (the copies share g.params)"
-            )
-        return self._values
+            return BackwardError(f"backward needs a successful forward first ({self._why_no_values})")
+        return ConcurrentUseError(
+            "the last forward of this graph ran in another thread, so its values are not this thread's: "
+            "give each thread its own graph with g.copy() (the copies share g.params)"
+        )
 
     def _first_upstream(self, upstream: Any, output_value: Any) -> Any:
         if upstream is None and type(output_value) is self._scalar_type:
@@ -701,7 +702,7 @@ class ComputationalGraph:
         result, everywhere = {}, None
         for name, slot in schedule.leaves:
             grad = grads[slot]
-            if type(grad) is np.ndarray:
+            if type(grad) is _ndarray:
                 if everywhere is None:  # every array among the values and gradients, by identity
                     everywhere = [id(array) for array in values + grads if type(array) is np.ndarray]
                 if grad.base is not None or not grad.flags.writeable or everywhere.count(id(grad)) > 1:
@@ -717,6 +718,7 @@ class ComputationalGraph:
 
 
 _MISSING = object()
+_ndarray = np.ndarray
 #: The networkx methods that would change a graph; g.digraph refuses them.
 _DIGRAPH_MUTATORS = (
     "add_node", "add_nodes_from", "remove_node", "remove_nodes_from", "add_edge", "add_edges_from",
