@@ -295,7 +295,7 @@ def settings_of(args: argparse.Namespace, splits: dict[str, tuple[np.ndarray, np
     for name in ("train", "val"):
         for array in splits[name]:
             digest.update(str((array.dtype.str, array.shape)).encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
+            digest.update(np.ascontiguousarray(array))  # no copy: hashlib reads the buffer
     return {
         "data": args.mode, "data_sha256": digest.hexdigest(), "seed": args.seed, "epochs": args.epochs,
         "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
@@ -382,7 +382,9 @@ def resume(
 
     Raises CheckpointError if it is damaged, of another script, or of
     another network, settings or data; the script then stops before
-    writing anything.
+    writing anything.  All is checked before anything changes, except the
+    progress, checked against Adam's step count once loaded: a file whose
+    numbers do not add up leaves the graph loaded, and the script stops.
     """
     states = state_arrays(g)
     so_far = np.zeros(3)
