@@ -26,15 +26,32 @@ The test set is used once, at the end; the last line printed is
 
     python scripts/train_cnn.py --seed 1
     python scripts/train_cnn.py --data mnist.npz --save cnn.npz --plot curves.png
+
+With ``--checkpoint ck.npz`` everything the loop carries is written
+atomically (graph.checkpoint) after every epoch and every
+``--checkpoint-every`` K steps (default 500) within one: the parameters, the
+batch norm running averages (as arrays beside the parameters,
+``state:bn1.running_mean``, ...), Adam's moments and step count, the
+shuffling generator as it was at the start of the epoch in progress (the
+resumed epoch redraws the same order and skips the batches done), each
+dropout gate's generator, the epoch, batch and step reached (the step is the
+cosine schedule's position), the loss summed so far in that epoch, and the
+histories.  After a kill, the same command with ``--resume ck.npz`` added
+ends with bit-identical parameters and running averages.  The options that
+change the numbers (``settings_of``) and the data must be the same; a
+checkpoint of another script, network or data, or a damaged file, is
+refused before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import numpy as np
@@ -44,11 +61,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from gates import ReLUGate, SoftmaxCrossEntropyGate  # noqa: E402
 from graph import ComputationalGraph  # noqa: E402
-from graph.errors import ParameterFileError  # noqa: E402
+from graph.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from graph.errors import CheckpointError, ParameterFileError  # noqa: E402
 from graph.layers import batch_norm, conv2d, dense, dropout, flatten, max_pool2d  # noqa: E402
 from graph.node import Node  # noqa: E402
 from graph.optimizers import Adam  # noqa: E402
 from graph.parameter_files import load_params, save_params  # noqa: E402
+
+import script_options as options  # noqa: E402
 
 # Defaults per data set: (epochs, batch size, learning rate, filters, batch norm).
 DEFAULTS = {
@@ -59,6 +79,10 @@ MNIST_FILES = ("mnist_train.csv", "mnist_test.csv")
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 MNIST_VALIDATION = 5000
 EVAL_BATCH = 250  # images per forward pass when evaluating: bounds the im2col copies (MNIST: 57 MB)
+CHECKPOINT_EVERY = 500  # steps between checkpoints within an epoch (MNIST: about 9 s; an epoch is 1719 steps)
+
+#: Written into checkpoints: --resume takes only a checkpoint of this script.
+SCRIPT = "train_cnn"
 
 
 class DataError(ValueError):
@@ -237,10 +261,172 @@ def evaluate(g: ComputationalGraph, scores: Node, X: np.ndarray, y: np.ndarray) 
     return total_loss / len(y), correct / len(y)
 
 
+# ------------------------------------------------------------------ checkpoints
+
+
+@dataclass
+class Position:
+    """How far training got: where the loop restarts from.
+
+    ``epoch`` epochs are done, and ``batch`` batches of the next one;
+    ``step`` optimizer steps in all (the cosine schedule's position); the
+    training loss summed over those batches, and the seconds they took.
+    """
+
+    epoch: int = 0
+    batch: int = 0
+    step: int = 0
+    loss_sum: float = 0.0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def scheduled_lr(lr: float, step: int, total_steps: int) -> float:
+    """The cosine schedule: ``lr`` at step 0, decaying to 0 at ``total_steps``."""
+    return 0.5 * lr * (1.0 + math.cos(math.pi * step / total_steps))
+
+
+def settings_of(args: argparse.Namespace, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
+    """The options that change the numbers, and a fingerprint of the data: a checkpoint resumes only with the same.
+
+    --epochs is one of them: it sets the length of the cosine schedule.
+    """
+    digest = hashlib.sha256()
+    for name in ("train", "val"):
+        for array in splits[name]:
+            digest.update(str((array.dtype.str, array.shape)).encode())
+            digest.update(np.ascontiguousarray(array))  # no copy: hashlib reads the buffer
+    return {
+        "data": args.mode, "data_sha256": digest.hexdigest(), "seed": args.seed, "epochs": args.epochs,
+        "batch_size": args.batch_size, "lr": args.lr, "weight_decay": args.weight_decay,
+        "filters": list(args.filters), "batch_norm": bool(args.batch_norm), "dropout": args.dropout,
+        "dtype": args.dtype,
+    }
+
+
+def state_arrays(g: ComputationalGraph) -> dict[str, np.ndarray]:
+    """Copies of every gate's state arrays (batch norm's running averages), in the graph's dtype.
+
+    Named ``state:{node}.{key}`` as in g.save_params; they go into a
+    checkpoint beside the parameters, which checks their names, shapes and
+    dtypes the same way.  Batch norm's averages stay float64 until the
+    first float32 pass: the copies are always in the graph's dtype.
+    """
+    return {
+        f"state:{node.name}.{key}": np.array(value, dtype=g.dtype)
+        for node in g.nodes
+        if node.gate is not None
+        for key, value in node.gate.state_dict().items()
+    }
+
+
+def gate_rngs(g: ComputationalGraph) -> dict[str, np.random.Generator]:
+    """Each gate's own generator (dropout draws its masks from it), as ``gate:{node}``."""
+    return {
+        f"gate:{node.name}": node.gate.rng
+        for node in g.nodes
+        if isinstance(getattr(node.gate, "rng", None), np.random.Generator)
+    }
+
+
+def copy_generator(rng: np.random.Generator) -> np.random.Generator:
+    """A new generator in ``rng``'s state: drawing from either leaves the other as it was."""
+    copy = np.random.Generator(type(rng.bit_generator)())
+    copy.bit_generator.state = rng.bit_generator.state
+    return copy
+
+
+def write_checkpoint(
+    args: argparse.Namespace,
+    g: ComputationalGraph,
+    optimizer: Adam,
+    shuffle: np.random.Generator,
+    at: Position,
+    history: dict[str, list[float]],
+    settings: dict,
+) -> None:
+    """``args.checkpoint``, atomically: everything to restart at ``at``.
+
+    ``shuffle`` is the shuffling generator as it was at the start of epoch
+    ``at.epoch``: the resumed run redraws that epoch's order from it.
+    """
+    scheduled = optimizer.lr
+    # The schedule sets lr before every step, from the step count: store the base lr, so that the
+    # fresh Adam(lr=--lr) of the resumed run fits the stored state.
+    optimizer.lr = args.lr
+    try:
+        save_checkpoint(
+            args.checkpoint,
+            params={
+                **g.params, **state_arrays(g),
+                "loop.epoch_so_far": np.array([at.loss_sum, at.seconds, at.cpu_seconds], dtype=np.float64),
+            },
+            optimizer=optimizer, rngs={"shuffle": shuffle, **gate_rngs(g)},
+            progress={"epoch": at.epoch, "batch": at.batch, "step": at.step},
+            histories=history, script=SCRIPT, settings=settings,
+        )
+    finally:
+        optimizer.lr = scheduled
+
+
+def resume(
+    args: argparse.Namespace,
+    g: ComputationalGraph,
+    optimizer: Adam,
+    shuffle: np.random.Generator,
+    settings: dict,
+    batches_per_epoch: int,
+    history_names: tuple[str, ...],
+) -> tuple[Position, dict[str, list[float]]]:
+    """Restore ``args.resume`` into the parameters, gate states, Adam and the generators; (position, histories).
+
+    Raises CheckpointError if it is damaged, of another script, or of
+    another network, settings or data; the script then stops before
+    writing anything.  All is checked before anything changes, except the
+    progress, checked against Adam's step count once loaded: a file whose
+    numbers do not add up leaves the graph loaded, and the script stops.
+    """
+    states = state_arrays(g)
+    so_far = np.zeros(3)
+    restored = {**g.params, **states, "loop.epoch_so_far": so_far}
+    done = load_checkpoint(
+        args.resume, script=SCRIPT, params=restored, optimizer=optimizer,
+        rngs={"shuffle": shuffle, **gate_rngs(g)}, settings=settings,
+    )
+    epoch, batch, step = (done.progress.get(key) for key in ("epoch", "batch", "step"))
+    fits = (
+        None not in (epoch, batch, step)
+        and 0 <= epoch <= args.epochs
+        and 0 <= batch < batches_per_epoch
+        and (epoch < args.epochs or batch == 0)
+        and step == epoch * batches_per_epoch + batch
+        and optimizer.steps == step
+        and sorted(done.histories) == sorted(history_names)
+        and all(len(values) == epoch for values in done.histories.values())
+    )
+    if not fits:
+        raise CheckpointError(
+            f"checkpoint {args.resume!r} is damaged: its epoch {epoch}, batch {batch}, step {step}, "
+            f"Adam's {optimizer.steps} steps and histories of "
+            f"{sorted({len(values) for values in done.histories.values()})} epochs do not fit together "
+            f"({batches_per_epoch} batches per epoch)"
+        )
+    for name in g.params:  # load_checkpoint copies into the arrays it was given, unless one was read-only
+        if restored[name] is not g.params[name]:
+            g.params[name] = restored[name]
+    for node in g.nodes:
+        state = node.gate.state_dict() if node.gate is not None else {}
+        if state:
+            node.gate.load_state_dict({key: states[f"state:{node.name}.{key}"] for key in state})
+    loss_sum, seconds, cpu_seconds = (float(value) for value in so_far)
+    return Position(epoch, batch, step, loss_sum, seconds, cpu_seconds), done.histories
+
+
 # ------------------------------------------------------------------ the script
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The options, every one checked before any work (argparse errors, exit code 2)."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -248,18 +434,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--data", metavar="PATH", help="MNIST: an .npz file or a folder with mnist_train.csv and mnist_test.csv"
     )
     parser.add_argument(
-        "--seed", type=int, default=0, help="fixes the split, the initial weights, the batches and dropout"
+        "--seed", type=options.seed, default=0, help="fixes the split, the initial weights, the batches and dropout"
     )
-    parser.add_argument("--epochs", type=int, help="digits: 30, MNIST: 5")
-    parser.add_argument("--batch-size", type=int, help="digits and MNIST: 32")
+    parser.add_argument("--epochs", type=options.non_negative_int, help="digits: 30, MNIST: 5")
+    parser.add_argument("--batch-size", type=options.positive_int, help="digits and MNIST: 32")
     parser.add_argument(
-        "--lr", type=float, help="Adam's first learning rate, decayed to 0 by a cosine (digits: 3e-3, MNIST: 1.5e-3)"
-    )
-    parser.add_argument(
-        "--weight-decay", type=float, help="L2 coefficient added to the gradients (digits: 1e-3, MNIST: 0)"
+        "--lr", type=options.positive_float,
+        help="Adam's first learning rate, decayed to 0 by a cosine (digits: 3e-3, MNIST: 1.5e-3)",
     )
     parser.add_argument(
-        "--filters", type=int, nargs=2, metavar=("F1", "F2"), help="filters of the two convolutions (16 32)"
+        "--weight-decay", type=options.non_negative_float,
+        help="L2 coefficient added to the gradients (digits: 1e-3, MNIST: 0)",
+    )
+    parser.add_argument(
+        "--filters", type=options.positive_int, nargs=2, metavar=("F1", "F2"),
+        help="filters of the two convolutions (16 32)",
     )
     parser.add_argument(
         "--batch-norm",
@@ -275,6 +464,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--load", metavar="NPZ", help="start from a file written by --save (with --epochs 0: only evaluate)"
     )
+    options.add_checkpoint_options(parser)
+    parser.add_argument(
+        "--checkpoint-every", type=options.positive_int, metavar="K",
+        help=f"with --checkpoint: write it every K steps within an epoch too (default {CHECKPOINT_EVERY}); "
+        "it is always written after every epoch",
+    )
     args = parser.parse_args(argv)
 
     mode = "mnist" if args.data is not None else "digits"
@@ -282,50 +477,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     args.mode = mode
-    if args.seed < 0:
-        parser.error(f"--seed must be at least 0, got {args.seed}")
-    if args.epochs < 0:
-        parser.error(f"--epochs must be at least 0, got {args.epochs}")
     if args.epochs == 0 and not args.load:
-        parser.error("--epochs 0 only evaluates: give --load with it")
-    if args.batch_size < 1:
-        parser.error(f"--batch-size must be positive, got {args.batch_size}")
-    if not args.lr > 0.0 or not math.isfinite(args.lr):
-        parser.error(f"--lr must be positive, got {args.lr}")
-    if not args.weight_decay >= 0.0:
-        parser.error(f"--weight-decay must be at least 0, got {args.weight_decay}")
-    if min(args.filters) < 1:
-        parser.error(f"--filters must be positive, got {args.filters}")
+        parser.error("argument --epochs: 0 only evaluates: give --load with it")
     if not 0.0 <= args.dropout < 1.0:
-        parser.error(f"--dropout is a probability in [0, 1), got {args.dropout}")
+        parser.error(f"argument --dropout: must be a probability in [0, 1), got {args.dropout}")
     if args.data is not None and not os.path.exists(args.data):
-        parser.error(f"--data {args.data!r} does not exist")
-    if args.load and not os.path.isfile(args.load):
-        parser.error(f"--load {args.load!r}: no such file")
+        parser.error(f"argument --data: {args.data!r} does not exist")
+    options.check_input_file(parser, "--load", args.load)
+    options.check_output_file(parser, "--save", args.save)
+    options.check_output_file(parser, "--plot", args.plot)
+    options.check_checkpoint_options(parser, args)
+    if args.checkpoint_every is None:
+        args.checkpoint_every = CHECKPOINT_EVERY
+    elif args.checkpoint is None:
+        parser.error("argument --checkpoint-every: give --checkpoint with it")
+    # --save and --plot are written at the end: over a checkpoint, they would destroy it.
     for option, path in (("--save", args.save), ("--plot", args.plot)):
-        if path:
-            folder = os.path.dirname(os.path.abspath(path))
-            if not os.path.isdir(folder) or not os.access(folder, os.W_OK) or os.path.isdir(path):
-                parser.error(f"{option} {path!r}: cannot write there (the folder must exist and be writable)")
-    needed = ("tqdm", "threadpoolctl") + (("sklearn",) if mode == "digits" else ())
-    missing = [name for name in needed if not _importable(name)]
-    if args.plot and not _importable("matplotlib"):
-        missing.append("matplotlib")
-    if missing:
-        parser.error(f"missing {', '.join(missing)}: pip install -e \".[train]\"")
+        for checkpoint_option, checkpoint in (("--checkpoint", args.checkpoint), ("--resume", args.resume)):
+            if path and checkpoint and os.path.realpath(path) == os.path.realpath(checkpoint):
+                parser.error(f"argument {option}: {path!r} is the {checkpoint_option} file; give another name")
+    for module in ("threadpoolctl", "tqdm"):
+        options.require(parser, module, "train", "train_cnn.py")
+    if mode == "digits":
+        options.require(parser, "sklearn", "train", "train_cnn.py on the digits (no --data)")
+    if args.plot:
+        options.require(parser, "matplotlib", "draw", "--plot")
     return args
 
 
-def _importable(name: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(name) is not None
-
-
 def main(argv: list[str] | None = None) -> float:
+    args = parse_args(argv)
     from threadpoolctl import threadpool_limits
 
-    args = parse_args(argv)
     # Per image the matrix products are small: BLAS threads cost more than they save.
     with threadpool_limits(limits=1, user_api="blas"):
         return train_and_test(args)
@@ -352,37 +535,70 @@ def train_and_test(args: argparse.Namespace) -> float:
         except ParameterFileError as error:  # another network's file, or not a parameter file at all
             sys.exit(f"error: {error}")
     optimizer = Adam(g.params, lr=args.lr, weight_decay=args.weight_decay)
+
+    batches_per_epoch = math.ceil(len(y_train) / args.batch_size)
+    total_steps = args.epochs * batches_per_epoch
+    history: dict[str, list[float]] = {"loss": [], "validation accuracy": [], "seconds": [], "cpu seconds": []}
+    settings = settings_of(args, splits) if args.checkpoint or args.resume else {}
+    at = Position()
+    if args.resume:  # before any output: a refused checkpoint stops the run with nothing printed or written
+        try:
+            at, history = resume(args, g, optimizer, rng, settings, batches_per_epoch, tuple(history))
+        except CheckpointError as error:
+            sys.exit(f"error: --resume {args.resume}: {error}")
+
     extras = ", batch norm" * args.batch_norm + f", dropout {args.dropout:g}" * (args.dropout > 0)
     print(
         f"{args.mode}: {len(y_train)} train, {len(y_val)} validation, {len(splits['test'][1])} test; "
         f"conv {args.filters[0]}-{args.filters[1]}{extras}, {optimizer}, cosine schedule, "
         f"batch size {args.batch_size}, {args.dtype}"
     )
+    if args.resume:
+        where = (
+            f"epoch {at.epoch + 1}, {at.batch} of {batches_per_epoch} batches done" if at.epoch < args.epochs
+            else "training was done"
+        )
+        print(f"resumed from {args.resume} after step {at.step} of {total_steps} ({where})")
 
-    batches_per_epoch = math.ceil(len(y_train) / args.batch_size)
-    total_steps = args.epochs * batches_per_epoch
-    history: dict[str, list[float]] = {"loss": [], "validation accuracy": [], "seconds": [], "cpu seconds": []}
-    progress = tqdm(total=total_steps, desc="training", unit="batch", file=sys.stderr, mininterval=1.0)
-    step = 0
-    for epoch in range(args.epochs):
-        started, cpu_started = time.perf_counter(), time.process_time()
+    progress = tqdm(
+        total=total_steps, initial=at.step, desc="training", unit="batch", file=sys.stderr, mininterval=1.0
+    )
+    step = at.step
+    for epoch in range(at.epoch, args.epochs):
+        # The epoch's order is drawn from the shuffling generator as it is now; a checkpoint within
+        # the epoch stores this state, so that the resumed epoch redraws the same order.
+        epoch_start = copy_generator(rng)
         order = rng.permutation(len(y_train))
-        total = 0.0
-        for start in range(0, len(order), args.batch_size):
+        resumed = epoch == at.epoch
+        first = at.batch if resumed else 0
+        total, seconds, cpu_seconds = (at.loss_sum, at.seconds, at.cpu_seconds) if resumed else (0.0, 0.0, 0.0)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        for index in range(first, batches_per_epoch):
             # Cosine decay from lr to 0 over the whole run, one value per step.
-            optimizer.lr = 0.5 * args.lr * (1.0 + math.cos(math.pi * step / total_steps))
-            batch = order[start : start + args.batch_size]
+            optimizer.lr = scheduled_lr(args.lr, step, total_steps)
+            batch = order[index * args.batch_size : (index + 1) * args.batch_size]
             total += float(g.forward({"x": X_train[batch], "y": y_train[batch]})) * len(batch)
             optimizer.step(g.backward())
             step += 1
             progress.update()
-        history["seconds"].append(time.perf_counter() - started)
-        history["cpu seconds"].append(time.process_time() - cpu_started)
+            if args.checkpoint and step % args.checkpoint_every == 0 and index + 1 < batches_per_epoch:
+                write_checkpoint(
+                    args, g, optimizer, epoch_start,
+                    Position(
+                        epoch, index + 1, step, total, seconds + time.perf_counter() - started,
+                        cpu_seconds + time.process_time() - cpu_started,
+                    ),
+                    history, settings,
+                )
+        history["seconds"].append(seconds + time.perf_counter() - started)
+        history["cpu seconds"].append(cpu_seconds + time.process_time() - cpu_started)
         history["loss"].append(total / len(order))
         history["validation accuracy"].append(evaluate(g, scores, X_val, y_val)[1])
         progress.set_postfix(
             epoch=epoch + 1, loss=f"{history['loss'][-1]:.4f}", val_acc=f"{history['validation accuracy'][-1]:.4f}"
         )
+        if args.checkpoint:
+            write_checkpoint(args, g, optimizer, rng, Position(epoch + 1, 0, step), history, settings)
     progress.close()
 
     if history["loss"]:

@@ -159,19 +159,64 @@ def test_a_bad_data_file_ends_the_script_with_the_message(tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--epochs", "-1"], "--epochs must be at least 0"),
+        (["--epochs", "-1"], r"argument --epochs: must be a whole number >= 0, got '-1'"),
         (["--epochs", "0"], "give --load"),
-        (["--lr", "0"], "--lr must be positive"),
-        (["--seed", "-2"], "--seed must be at least 0"),
-        (["--dropout", "1"], r"--dropout is a probability in \[0, 1\)"),
-        (["--batch-size", "0"], "--batch-size must be positive"),
-        (["--filters", "8", "0"], "--filters must be positive"),
+        (["--lr", "0"], r"argument --lr: must be a finite number > 0, got '0'"),
+        (["--lr", "nan"], r"argument --lr: must be a finite number > 0"),
+        (["--weight-decay", "inf"], r"argument --weight-decay: must be a finite number >= 0, got 'inf'"),
+        (["--seed", "-2"], r"argument --seed: must be a whole number from 0 to 4294967295, got '-2'"),
+        (["--seed", str(2**32)], r"argument --seed: must be a whole number from 0 to 4294967295"),
+        (["--dropout", "1"], r"argument --dropout: must be a probability in \[0, 1\), got 1.0"),
+        (["--dropout", "nan"], r"argument --dropout: must be a probability in \[0, 1\)"),
+        (["--batch-size", "0"], r"argument --batch-size: must be a whole number > 0"),
+        (["--filters", "8", "0"], r"argument --filters: must be a whole number > 0"),
         (["--data", "/no/such/mnist"], "does not exist"),
-        (["--save", "/no/such/folder/cnn.npz"], "cannot write there"),
+        (["--save", "/no/such/folder/cnn.npz"], r"argument --save: cannot write '/no/such/folder/cnn.npz'"),
+        (["--plot", "."], r"argument --plot: '.' is a folder"),
+        (["--load", "/no/such/cnn.npz"], r"argument --load: '/no/such/cnn.npz' does not exist"),
         (["--dtype", "float16"], "invalid choice"),
+        (["--checkpoint", "/no/such/folder/ck.npz"], r"argument --checkpoint: cannot write"),
+        (["--checkpoint", "ck.npz", "--checkpoint-every", "0"], r"argument --checkpoint-every: must be a whole"),
+        (["--checkpoint-every", "5"], r"argument --checkpoint-every: give --checkpoint with it"),
+        (["--resume", "/no/such/ck.npz"], r"argument --resume: '/no/such/ck.npz' does not exist"),
+        (["--resume", SCRIPT, "--load", SCRIPT], r"argument --resume: not allowed with --load"),
+        (["--checkpoint", "ck.npz", "--save", "ck.npz"], r"argument --save: 'ck.npz' is the --checkpoint file"),
+        (["--resume", SCRIPT, "--plot", SCRIPT], r"argument --plot: .* is the --resume file"),
     ],
 )
-def test_options_are_checked_before_any_work(argv, message, capsys):
-    with pytest.raises(SystemExit):
+def test_options_are_checked_before_any_work(argv, message, capsys, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
         train_cnn.parse_args(argv)
+    assert stopped.value.code == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+@pytest.mark.parametrize(
+    "module, argv, message",
+    [
+        ("tqdm", [], r"train_cnn.py needs tqdm, which is not installed: pip install -e \"\.\[train\]\""),
+        ("threadpoolctl", [], r"needs threadpoolctl, which is not installed: pip install -e \"\.\[train\]\""),
+        ("sklearn", [], r"on the digits \(no --data\) needs sklearn, which is not installed: "
+                        r"pip install -e \"\.\[train\]\" \(or pip install scikit-learn\)"),
+        ("matplotlib", ["--plot", "curves.png"], r"--plot needs matplotlib, which is not installed: "
+                                                 r"pip install -e \"\.\[draw\]\""),
+    ],
+)
+def test_a_missing_dependency_names_the_extra_before_training(module, argv, message, monkeypatch, tmp_path, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed
+    with pytest.raises(SystemExit) as stopped:
+        train_cnn.main(argv)
+    assert stopped.value.code == 2
+    captured = capsys.readouterr()
+    assert re.search(message, captured.err) and captured.out == ""  # nothing trained or printed
+    assert os.listdir(tmp_path) == []
+
+
+def test_what_is_not_needed_need_not_be_installed(monkeypatch, tmp_path):
+    data = tmp_path / "mnist.npz"
+    data.write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # MNIST does not need scikit-learn
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # nor does a run without --plot
+    assert train_cnn.parse_args(["--data", str(data)]).mode == "mnist"
