@@ -604,8 +604,8 @@ class ComputationalGraph:
         for name, slot in schedule.inputs:
             value = feeds.get(name, _MISSING)
             kind = type(value)
-            if kind is float:  # the usual scalar feed
-                values[slot] = self._scalar_type(value)
+            if kind is float and self._scalar_type is np.float64:  # the usual scalar feed, already a float64
+                values[slot] = np.float64(value)
                 continue
             if kind is not np.ndarray or value.dtype is not dtype or not value.ndim:
                 if value is _MISSING:

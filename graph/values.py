@@ -25,6 +25,7 @@ _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 _ndarray, _float64, _float32 = np.ndarray, np.float64, np.float32
 #: The dtypes a graph can compute in.
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
+_FLOAT64 = DTYPES[0]
 
 
 def graph_dtype(dtype: Any) -> np.dtype:
@@ -51,12 +52,13 @@ def to_value(raw: Any, dtype: np.dtype, what: str, name: str | None = None) -> A
     FeedTypeError
         For text, objects, ragged lists, None and complex numbers.
     FeedError
-        For an integer too large for a float.
+        For a number too large for ``dtype`` (an integer beyond float64, or
+        1e300 fed to a float32 graph).
     """
     kind = type(raw)
     if kind is np.ndarray and raw.dtype is dtype and raw.ndim:
         return raw
-    if kind is float or kind is dtype.type:
+    if kind is dtype.type or (kind is float and dtype is _FLOAT64):  # a Python float is a float64
         return dtype.type(raw)
     if name is not None:
         what = f"{what} {name!r}"
@@ -71,8 +73,11 @@ def to_value(raw: Any, dtype: np.dtype, what: str, name: str | None = None) -> A
             f"{what} must be numbers (int, float or bool), got {type(raw).__name__} "
             f"with dtype {array.dtype}: {_short(raw)}"
         )
-    with np.errstate(over="ignore"):
-        array = array.astype(dtype, copy=False)
+    try:
+        with np.errstate(over="raise"):  # 1e300 fed to a float32 graph must not become inf unnoticed
+            array = array.astype(dtype, copy=False)
+    except FloatingPointError:
+        raise FeedError(f"{what} has values too large for {dtype} (at most about {np.finfo(dtype).max:.2g})") from None
     if array.ndim == 0:
         return array[()]  # a numpy scalar
     return array

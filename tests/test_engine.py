@@ -372,3 +372,13 @@ def test_a_duck_typed_gate_without_label_explains_and_draws(tmp_path):
     g.backward()
     assert "duck = Duck(x)" in g.explain()
     g.draw(str(tmp_path / "duck.dot"))
+
+
+def test_a_number_too_large_for_float32_is_refused_not_made_inf():
+    g = ComputationalGraph(dtype=np.float32)
+    g.add_gate(gates.NegateGate(), g.add_input("x"))
+    for too_large in (1e300, np.array([1.0, -1e300])):
+        with pytest.raises(GraphError, match="too large for float32"):
+            g.forward({"x": too_large})
+    assert g.forward({"x": 2.5}) == np.float32(-2.5)
+    assert np.isinf(g.forward({"x": np.array([np.inf])})[0])  # an inf fed is an inf kept
