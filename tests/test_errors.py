@@ -26,7 +26,6 @@ from graph import (
 )
 
 
-# Every test runs twice: as straight-line code and as a loop (tests/conftest.py).
 
 
 

@@ -10,7 +10,6 @@ import gates
 from graph import BackwardError, ComputationalGraph, Node
 
 
-# Every test runs twice: as straight-line code and as a loop (tests/conftest.py).
 
 
 
