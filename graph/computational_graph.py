@@ -597,7 +597,7 @@ class ComputationalGraph:
             raise FeedError(f"feeds must be a dict of input name -> value, got {type(feeds).__name__}")
         if len(feeds) != len(schedule.inputs):
             self._raise_feed_mismatch(schedule, feeds)
-        dtype = self.dtype
+        dtype, views = self.dtype, self._read_only_views
         values = [None] * len(self._nodes)
         for slot, value in schedule.constants:
             values[slot] = value
@@ -611,7 +611,8 @@ class ComputationalGraph:
                 if value is _MISSING:
                     self._raise_feed_mismatch(schedule, feeds)
                 value = to_value(value, dtype, "feed", name)
-            values[slot] = self._read_only(slot, value)  # gates may not write into the caller's arrays
+            last = views.get(slot)  # gates may not write into the caller's arrays: they get a read-only view
+            values[slot] = last[1] if last is not None and last[0] is value else self._read_only(slot, value)
         params = self.params
         for name, slot in schedule.params:
             value = params.get(name)
@@ -619,16 +620,14 @@ class ComputationalGraph:
                 if value is None:
                     raise FeedError(f"parameter {name!r} is missing from g.params")
                 value = params[name] = to_array(value, dtype, "parameter", name)
-            values[slot] = self._read_only(slot, value)  # only g.params and load_params change a parameter
+            last = views.get(slot)  # only g.params and load_params change a parameter: gates get a read-only view
+            values[slot] = last[1] if last is not None and last[0] is value else self._read_only(slot, value)
         return values
 
     def _read_only(self, slot: int, value: Any) -> Any:
-        """A read-only view of an array, the same view as last pass for the same array (views cost time)."""
+        """A read-only view of an array, kept to be handed out again while the same array comes back."""
         if type(value) is not np.ndarray:
             return value
-        last = self._read_only_views.get(slot)
-        if last is not None and last[0] is value:
-            return last[1]
         view = read_only(value)
         self._read_only_views[slot] = (value, view)
         return view
@@ -703,8 +702,9 @@ class ComputationalGraph:
         for name, slot in schedule.leaves:
             grad = grads[slot]
             if type(grad) is _ndarray:
-                if everywhere is None:  # every array among the values and gradients, by identity
-                    everywhere = [id(array) for array in values + grads if type(array) is np.ndarray]
+                if everywhere is None:  # every value and gradient, by identity
+                    everywhere = list(map(id, values))
+                    everywhere += map(id, grads)
                 if grad.base is not None or not grad.flags.writeable or everywhere.count(id(grad)) > 1:
                     grad = grads[slot] = grad.copy()  # a view, read-only or shared: give this name its own
                 everywhere.append(id(grad))  # a later leaf handed the same array gets a copy
