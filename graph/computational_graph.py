@@ -261,12 +261,13 @@ class ComputationalGraph:
         -------
         numpy scalar or read-only array: the value of ``g.output``.
         """
-        if self._lock.locked() and self._pass_owner == threading.get_ident():
+        me = threading.get_ident()
+        if self._lock.locked() and self._pass_owner == me:
             raise self._reentry_error()
         with self._lock:  # passes from several threads run one after the other
-            self._pass_owner = threading.get_ident()
+            self._pass_owner = me
             schedule = self._schedule or self._current_schedule()
-            self._values = self._grads = None  # whatever happens next, the last pass is gone
+            self._values = self._grads = self._sent = None  # whatever happens next, the last pass is gone
             try:
                 values = self._leaf_values(schedule, feeds)
             except GraphError as error:
@@ -278,14 +279,14 @@ class ComputationalGraph:
                 try:
                     out = forward(*inputs)
                     # A value is a numpy scalar or an array of the graph's dtype; anything else is checked.
-                    if type(out) is not scalar_type and (type(out) is not np.ndarray or out.dtype is not dtype):
+                    if type(out) is not scalar_type and (type(out) is not _ndarray or out.dtype is not dtype):
                         out = read_only(check_output(out, dtype, node))
                 except Exception as error:
                     raise self._forward_failed(node, inputs, error) from error
                 if check_finite and not np.isfinite(out).all():
                     raise self._non_finite_output(node, values, out)
                 values[slot] = out
-            self._values, self._pass_thread = values, threading.get_ident()
+            self._values, self._pass_thread = values, me
             return read_only(values[self._output.index])
 
     def backward(self, upstream: Any = None) -> dict[str, Any]:
@@ -303,12 +304,13 @@ class ComputationalGraph:
         gradient, with exactly that input's shape and the graph's dtype: a
         writable array that shares memory with nothing else (or a numpy scalar).
         """
-        if self._lock.locked() and self._pass_owner == threading.get_ident():
+        me = threading.get_ident()
+        if self._lock.locked() and self._pass_owner == me:
             raise self._reentry_error()
         with self._lock:
-            self._pass_owner = threading.get_ident()
+            self._pass_owner = me
             values = self._values
-            if values is None or self._pass_thread != self._pass_owner:
+            if values is None or self._pass_thread != me:
                 raise self._no_values_for_backward()
             schedule = self._schedule
             dtype, check_finite = self.dtype, self.check_finite
@@ -598,16 +600,15 @@ class ComputationalGraph:
         if len(feeds) != len(schedule.inputs):
             self._raise_feed_mismatch(schedule, feeds)
         dtype, views = self.dtype, self._read_only_views
-        values = [None] * len(self._nodes)
-        for slot, value in schedule.constants:
-            values[slot] = value
+        floats_fit = self._scalar_type is np.float64  # a Python float is a float64 already
+        values = schedule.empty_values.copy()  # the constants, and a slot for every other value
         for name, slot in schedule.inputs:
             value = feeds.get(name, _MISSING)
             kind = type(value)
-            if kind is float and self._scalar_type is np.float64:  # the usual scalar feed, already a float64
-                values[slot] = np.float64(value)
+            if kind is float and floats_fit:  # the usual scalar feed
+                values[slot] = _float64(value)
                 continue
-            if kind is not np.ndarray or value.dtype is not dtype or not value.ndim:
+            if kind is not _ndarray or value.dtype is not dtype or not value.ndim:
                 if value is _MISSING:
                     self._raise_feed_mismatch(schedule, feeds)
                 value = to_value(value, dtype, "feed", name)
@@ -616,7 +617,7 @@ class ComputationalGraph:
         params = self.params
         for name, slot in schedule.params:
             value = params.get(name)
-            if type(value) is not np.ndarray or value.dtype is not dtype:
+            if type(value) is not _ndarray or value.dtype is not dtype:
                 if value is None:
                     raise FeedError(f"parameter {name!r} is missing from g.params")
                 value = params[name] = to_array(value, dtype, "parameter", name)
@@ -718,7 +719,7 @@ class ComputationalGraph:
 
 
 _MISSING = object()
-_ndarray = np.ndarray
+_ndarray, _float64 = np.ndarray, np.float64  # read on every pass: module names are quicker than np.*
 #: The networkx methods that would change a graph; g.digraph refuses them.
 _DIGRAPH_MUTATORS = (
     "add_node", "add_nodes_from", "remove_node", "remove_nodes_from", "add_edge", "add_edges_from",

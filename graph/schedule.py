@@ -33,7 +33,9 @@ class Schedule:
         (``nx.topological_sort`` of ``g.digraph``).
     inputs, params : list of (name, slot)
         Each input and parameter, and the slot of its value.
-    constants : list of (slot, value)
+    empty_values : list
+        The value list a pass starts from: one entry per node, the constants
+        in their slots, None elsewhere.  A pass fills in a copy of it.
     forward_steps : list of (node, gate.forward, inputs_of, output slot)
         One per gate, in topological order; ``inputs_of(values)`` picks the
         gate's input values out of the value list, in order.
@@ -48,7 +50,10 @@ class Schedule:
         self.order: list[Node] = [by_name[name] for name in nx.topological_sort(graph.digraph)]
         self.inputs = [(node.name, node.index) for node in self.order if node.kind is INPUT]
         self.params = [(node.name, node.index) for node in self.order if node.kind is PARAM]
-        self.constants = [(node.index, graph.constant_value(node)) for node in self.order if node.kind is CONSTANT]
+        self.empty_values = [None] * len(self.order)
+        for node in self.order:
+            if node.kind is CONSTANT:
+                self.empty_values[node.index] = graph.constant_value(node)
         self.leaves = [
             (node.name, node.index) for node in self.order if node.kind in (INPUT, PARAM) and node.requires_grad
         ]

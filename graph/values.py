@@ -22,7 +22,7 @@ from graph.errors import FeedError, FeedTypeError, GateForwardError, GradientErr
 
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 # Read once: the check below runs for every gate of every backward.
-_ndarray, _float64, _float32 = np.ndarray, np.float64, np.float32
+_ndarray = np.ndarray
 #: The dtypes a graph can compute in.
 DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
 _FLOAT64 = DTYPES[0]
@@ -128,7 +128,7 @@ def check_gradients(returned: Any, inputs: Sequence[Any], output: Any, dtype: np
     Parameters
     ----------
     returned : what ``gate.backward(upstream)`` returned
-    inputs : the values that went into the gate's forward, in order
+    inputs : the values that went into the gate's forward, in order (arrays or numpy scalars of ``dtype``)
     output : the gate's output (its shape is allowed for a broadcast input)
     dtype : the graph's dtype
     who : the gate's Node, or (title, input names) for a gate on its own: for messages
@@ -144,14 +144,14 @@ def check_gradients(returned: Any, inputs: Sequence[Any], output: Any, dtype: np
     """
     if type(returned) is tuple and len(returned) == len(inputs):
         for grad, value in zip(returned, inputs):
-            # The common cases, in a few reads: an array of the dtype and the
-            # input's shape, None, or for a scalar input a numpy scalar of its
-            # type (values are of the graph's dtype, so that is the dtype too).
+            # The common cases, in a few reads: None, for a scalar input a
+            # numpy scalar of its type (inputs are values of ``dtype``, so that
+            # is the dtype too), or an array of the dtype and the input's shape.
             kind = type(grad)
-            if kind is _ndarray:
-                if grad.dtype is dtype and grad.shape == value.shape:
+            if kind is not _ndarray:
+                if grad is None or kind is type(value):
                     continue
-            elif grad is None or (kind is type(value) and (kind is _float64 or kind is _float32)):
+            elif grad.dtype is dtype and grad.shape == value.shape:
                 continue
             break
         else:

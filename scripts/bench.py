@@ -153,7 +153,8 @@ def _two_layer_row(rounds: int, iterations: int, threads: str, build=build_two_l
         max_difference = max(
             max_difference, float(np.max(np.abs(np.array(graph_losses) / np.array(hand_losses) - 1)))
         )
-    detail = f"median of {rounds} rounds x {iterations} iterations; losses agree to {max_difference:.1e} relative"
+    detail = (f"median of {rounds} rounds x {iterations} iterations, min {min(ratios):.3f} max {max(ratios):.3f}; "
+              f"losses agree to {max_difference:.1e} relative")
     row = Row(f"two-layer training, {threads}: graph / numpy", statistics.median(ratios), 1.05, detail=detail)
     if max_difference > (1e-9 if dtype == np.float64 else 1e-4):
         row.detail += " (LOSSES DIFFER)"
@@ -236,7 +237,8 @@ def bench_scalar_circuit(rounds: int, passes: int) -> list[Row]:
         per_pass.append((timings["graph"], timings["micrograd"]))
     graph_us = statistics.median(t for t, _ in per_pass) * 1e6
     micrograd_us = statistics.median(t for _, t in per_pass) * 1e6
-    detail = f"{graph_us:.1f} us vs {micrograd_us:.1f} us per forward+backward; median of {rounds} rounds"
+    detail = (f"{graph_us:.1f} us vs {micrograd_us:.1f} us per forward+backward; median of {rounds} rounds, "
+              f"min {min(ratios):.3f} max {max(ratios):.3f}")
     return [Row("scalar circuit: graph / micrograd per pass", statistics.median(ratios), 0.5, detail=detail)]
 
 
@@ -326,10 +328,12 @@ def bench_chains(big: int, small: int, rounds: int) -> list[Row]:
     big_first = statistics.median(run[1] for run in big_runs)
     small_build = statistics.median(run[0] for run in small_runs)
     big_build = statistics.median(run[0] for run in big_runs)
+    totals = [run[0] + run[1] for run in big_runs]
     return [
         Row(f"chain of {big:,} gates: build + first pass per gate", (big_build + big_first) * 1e6, 10.0, unit="us",
             detail=f"build {big_build * 1e6:.1f} + first pass (sort, schedule, forward, backward) "
-                   f"{big_first * 1e6:.1f} us/gate"),
+                   f"{big_first * 1e6:.1f} us/gate; min {min(totals) * 1e6:.1f} max {max(totals) * 1e6:.1f} "
+                   f"over {len(totals)} graphs"),
         Row(f"chain of {big:,} gates: forward+backward per gate", big_pass * 1e6, 3.0, unit="us",
             detail=f"first pass (sort + schedule) {big_first * 1e6:.1f} us/gate; draw: {refused}"),
         Row(f"chain per-gate cost: {big:,} / {small:,} gates", big_pass / small_pass, 2.0,

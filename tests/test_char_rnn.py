@@ -141,7 +141,8 @@ def test_sampling_changes_no_training_number(small_text):
     common = ["--text", path, "--iterations", "60", "--print-every", "1", "--seed", "2"]
     with_samples = run_script(*common, "--sample-every", "7", "--sample-length", "30")
     without = run_script(*common, "--sample-every", "0")
-    assert with_samples.count("----") == 2 * (len(range(0, 60, 7)) + 1)  # every 7 iterations, and after the last
+    # A sample sits between two "----" lines: every 7 iterations, and after the last.
+    assert with_samples.splitlines().count("----") == 2 * (len(range(0, 60, 7)) + 1)
     assert [line for line in with_samples.splitlines() if LINE.match(line)] == [
         line for line in without.splitlines() if LINE.match(line)
     ]
