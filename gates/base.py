@@ -114,9 +114,15 @@ def input_count(gate: Any) -> tuple[int, int | None]:
     Raises TypeError for a ``forward`` that is a staticmethod or classmethod:
     a gate's forward caches on ``self``.
     """
-    if "forward" in getattr(gate, "__dict__", {}):  # a forward set on the instance itself
-        return _count_positional(gate.forward, skip_first=False)
-    return _class_input_count(type(gate))
+    cls, forward = type(gate), gate.forward
+    declared = getattr(cls, "forward", None)
+    if declared is not None:
+        counts = _class_input_count(cls)  # raises for a staticmethod or classmethod
+        if getattr(forward, "__func__", None) is declared:  # the class's own method, as usual
+            return counts
+    # A forward set on the instance itself.  (Not read from gate.__dict__:
+    # that would give every gate a dictionary it does not otherwise need.)
+    return _count_positional(forward, skip_first=False)
 
 
 def wrong_input_count(gate: Any, count: int) -> str | None:

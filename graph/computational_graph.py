@@ -524,8 +524,7 @@ class ComputationalGraph:
         return node
 
     def _forget_last_pass(self, why: str) -> None:
-        self._values = self._grads = self._pass_thread = None
-        self._sent = {}
+        self._values = self._grads = self._sent = self._pass_thread = None
         self._why_no_values = why
 
     def _check_new_name(self, name: Any) -> str:

@@ -410,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         rnn_rows = bench_char_rnn(rounds=2, iterations=20)
         cnn_rows = bench_conv(rounds=2, reps=2) + bench_max_pool(rounds=2, reps=2) + bench_lenet_step(rounds=2, reps=1)
     else:
-        rows = bench_two_layer(rounds=7, iterations=300)
+        rows = bench_two_layer(rounds=11, iterations=300)
         rows += bench_scalar_circuit(rounds=7, passes=5_000)
         rows += bench_fresh_graph(rounds=7, passes=2_000)
         rows += bench_chains(big=200_000, small=2_000, rounds=6)
