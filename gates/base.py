@@ -18,6 +18,11 @@ the output's shape, and returns one gradient per input, in input order: the
 upstream gradient times the local gradient.  ``None`` stands for "no gradient"
 (treated as zero), for inputs such as integer labels.
 
+In a graph, the arrays a gate receives are read-only: its inputs (another
+gate may have cached them) and its upstream gradient (another input may have
+received the same array).  Compute new arrays; never write into those.
+The arrays a gate returns from forward become read-only too.
+
 Gates never reduce broadcast gradients and never add up gradients from
 several uses of a value: the graph does both, once, for every gate.
 """

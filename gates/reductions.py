@@ -19,7 +19,7 @@ def _spread(upstream, shape, axis, keepdims):
         # same in Python, and in a training loop that cost 3% of the two-layer
         # net's time (scripts/bench.py).
         view = np.ndarray(shape, dtype=upstream.dtype, buffer=np.array(upstream), strides=(0,) * len(shape))
-        view.flags.writeable = False
+        view.setflags(write=False)
         return view
     if axis is not None and not keepdims:
         ndim = len(shape)

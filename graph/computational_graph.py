@@ -279,7 +279,9 @@ class ComputationalGraph:
                 try:
                     out = forward(*inputs)
                     # A value is a numpy scalar or an array of the graph's dtype; anything else is checked.
-                    if type(out) is not scalar_type and (type(out) is not _ndarray or out.dtype is not dtype):
+                    if type(out) is _ndarray and out.dtype is dtype:
+                        out.setflags(False)  # read-only (write=False): the gates it goes to may not change it
+                    elif type(out) is not scalar_type:
                         out = read_only(check_output(out, dtype, node))
                 except Exception as error:
                     raise self._forward_failed(node, inputs, error) from error
@@ -321,6 +323,8 @@ class ComputationalGraph:
                 upstream = grads[out_slot]
                 if upstream is None:
                     continue  # the output does not depend on this gate
+                if type(upstream) is _ndarray:
+                    upstream.setflags(False)  # read-only: it may be another input's gradient as well
                 try:
                     returned = backward(upstream)
                 except Exception as error:
@@ -338,7 +342,7 @@ class ComputationalGraph:
                     # a gradient may be a view shared with another input.
                     grads[slot] = grad if current is None else current + grad
             self._grads, self._sent = grads, sent
-            return self._hand_out(schedule, values, grads)
+            return self._hand_out(schedule, grads)
 
     def value(self, node_or_name: NodeLike) -> Any:
         """The value of any node (input, parameter, constant or gate) after the last forward (read-only)."""
@@ -696,20 +700,22 @@ class ComputationalGraph:
             f"{node.inputs[position].name!r}, from upstream {show(upstream)} and inputs {input_list(node, values, grad)}"
         )
 
-    def _hand_out(self, schedule: Schedule, values: list, grads: list) -> dict[str, Any]:
-        """backward's result: each leaf's gradient, as an array nothing else shares."""
-        result, everywhere = {}, None
+    def _hand_out(self, schedule: Schedule, grads: list) -> dict[str, Any]:
+        """backward's result: each leaf's gradient, as an array nothing else shares.
+
+        Values and the gradients gates received are read-only by now, so a
+        writable array that owns its memory can be shared only with the
+        gradient of another leaf handed out before it.
+        """
+        result, handed = {}, []
         for name, slot in schedule.leaves:
             grad = grads[slot]
             if type(grad) is _ndarray:
-                if everywhere is None:  # every value and gradient, by identity
-                    everywhere = list(map(id, values))
-                    everywhere += map(id, grads)
-                if grad.base is not None or not grad.flags.writeable or everywhere.count(id(grad)) > 1:
-                    grad = grads[slot] = grad.copy()  # a view, read-only or shared: give this name its own
-                everywhere.append(id(grad))  # a later leaf handed the same array gets a copy
+                if grad.base is not None or not grad.flags.writeable or id(grad) in handed:
+                    grad = grads[slot] = grad.copy()
+                handed.append(id(grad))
             elif grad is None:
-                grad = grads[slot] = self._zeros_like(values[slot])
+                grad = grads[slot] = self._zeros_like(self._values[slot])
             result[name] = grad  # else a numpy scalar: immutable, nothing to share
         return result
 

@@ -92,7 +92,7 @@ def read_only(value: Any) -> Any:
     """A read-only view of an array (numpy scalars are immutable already)."""
     if type(value) is np.ndarray and value.flags.writeable:
         value = value.view()
-        value.flags.writeable = False
+        value.setflags(write=False)
     return value
 
 

@@ -9,6 +9,7 @@ import pytest
 import gates
 from gate_catalogue import CASES
 from graph import (
+    BackwardError,
     ComputationalGraph,
     ConcurrentUseError,
     GateForwardError,
@@ -193,6 +194,74 @@ def test_a_gate_writing_into_its_input_cannot_change_a_parameter_or_constant():
     with pytest.raises(GateForwardError, match="gate 'writer'.*read-only"):
         g.forward()
     np.testing.assert_array_equal(g.params["w"], np.ones(3))
+
+
+def test_a_gate_writing_into_another_gates_output_is_refused_and_the_graph_keeps_working():
+    """Sigmoid caches its output for backward: a later gate writing into it would silently change that gradient."""
+
+    class Doubler(gates.Gate):
+        def forward(self, x):
+            x *= 2.0
+            return x
+
+        def backward(self, upstream):
+            return (2.0 * upstream,)
+
+    g = ComputationalGraph()
+    x = g.add_input("x")
+    h = g.add_gate(gates.SigmoidGate(), x, name="h")
+    g.add_gate(gates.SumGate(), g.add_gate(Doubler(), h, name="doubler"))
+    with pytest.raises(GateForwardError, match="gate 'doubler'.*read-only"):
+        g.forward({"x": np.zeros(3)})
+    np.testing.assert_array_equal(h.gate.out, [0.5, 0.5, 0.5])  # the cache is intact
+    with pytest.raises(GateForwardError, match="gate 'doubler'"):  # the same clear error, every time
+        g.forward({"x": np.zeros(3)})
+    with pytest.raises(BackwardError, match="gate 'doubler'.*failed in forward"):
+        g.backward()
+
+
+def test_a_gate_writing_into_its_upstream_gradient_is_refused():
+    """x + y hands the same upstream array to both branches: masking it in place would change the other branch's gradient."""
+
+    class MaskingReLU(gates.Gate):
+        def forward(self, x):
+            self.x = x
+            return np.maximum(x, 0.0)
+
+        def backward(self, upstream):
+            upstream[self.x <= 0] = 0.0  # the classic slip: cs231n's relu_backward copies first
+            return (upstream,)
+
+    g = ComputationalGraph()
+    x, y = g.add_input("x"), g.add_input("y")
+    s = g.add_gate(gates.AddGate(), g.add_gate(MaskingReLU(), x, name="relu"), y)
+    g.add_gate(gates.SumGate(), s * np.array([1.0, 2.0]))
+    g.forward({"x": np.array([-1.0, 1.0]), "y": np.array([3.0, 4.0])})
+    with pytest.raises(GradientError, match="gate 'relu' .*failed in backward.*read-only"):
+        g.backward()
+
+
+def test_one_array_returned_for_two_inputs_is_handed_out_as_two():
+    class Twice(gates.Gate):
+        def forward(self, x, y, z):
+            return x + y + z
+
+        def backward(self, upstream):
+            same = upstream * 1.0  # a fresh array, given to all three inputs
+            return same, same, same
+
+    g = ComputationalGraph()
+    x, y = g.add_input("x"), g.add_input("y")
+    inner = g.add_gate(gates.NegateGate(), g.add_input("z"))
+    t = g.add_gate(Twice(), x, y, g.add_gate(gates.NegateGate(), inner))
+    g.add_gate(gates.SumGate(), t)
+    g.forward({"x": np.ones(2), "y": np.ones(2), "z": np.ones(2)})
+    grads = g.backward()
+    assert len({id(grad) for grad in grads.values()}) == 3
+    grads["x"][:] = 7.0
+    np.testing.assert_array_equal(grads["y"], [1.0, 1.0])
+    np.testing.assert_array_equal(grads["z"], [1.0, 1.0])
+    np.testing.assert_array_equal(g.grad(inner), [-1.0, -1.0])
 
 
 def test_values_handed_out_are_read_only_and_constants_never_change():
