@@ -95,6 +95,7 @@ class ComputationalGraph:
         self._output: Node | None = None
         self._training = True
         self._digraph = nx.DiGraph()  # filled in bulk when asked for, see digraph
+        self._digraph_view: nx.DiGraph | None = None  # its read-only view, made once
         self._schedule: Schedule | None = None  # computed on the first pass after a change
         self._read_only_views: dict[int, tuple] = {}  # slot -> (array fed last pass, its read-only view)
         self._forget_last_pass("run forward first")
@@ -213,6 +214,7 @@ class ComputationalGraph:
 
         Brought up to date in bulk when asked for, rather than one networkx
         call per added node, which costs more than the rest of adding a gate.
+        The view is made once: it shows the graph as it is at every moment.
         """
         digraph, nodes = self._digraph, self._nodes
         known = digraph.number_of_nodes()
@@ -220,10 +222,12 @@ class ComputationalGraph:
             new = nodes[known:]
             digraph.add_nodes_from([node.name for node in new])
             digraph.add_edges_from([(source.name, node.name) for node in new for source in node.inputs])
-        view = digraph.copy(as_view=True)
-        for method in _DIGRAPH_MUTATORS:  # as nx.freeze does, but with this package's error
-            setattr(view, method, _refuse_digraph_edit)
-        return view
+        if self._digraph_view is None:
+            view = digraph.copy(as_view=True)
+            for method in _DIGRAPH_MUTATORS:  # as nx.freeze does, but with this package's error
+                setattr(view, method, _refuse_digraph_edit)
+            self._digraph_view = view
+        return self._digraph_view
 
     def nodes_topologically_sorted(self) -> list[Node]:
         """All nodes, each after the nodes it depends on (networkx's topological sort)."""
@@ -500,6 +504,7 @@ class ComputationalGraph:
         state = self.__dict__.copy()
         state["_lock"] = None  # a lock cannot be copied: the copy gets its own
         state["_read_only_views"] = {}  # views of this graph's arrays: the copy makes its own
+        state["_digraph_view"] = None  # likewise for the view of its digraph
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -543,9 +548,11 @@ class ComputationalGraph:
     def _fresh_name(self, prefix: str, reserved: str | None = None) -> str:
         # reserved: a name checked but not yet added (add_gate's own name).
         number = len(self._nodes)
-        while f"{prefix}_{number}" in self._by_name or f"{prefix}_{number}" == reserved:
+        name = f"{prefix}_{number}"
+        while name in self._by_name or name == reserved:
             number += 1
-        return f"{prefix}_{number}"
+            name = f"{prefix}_{number}"
+        return name
 
     def _add_constant_value(self, value: Any, name: str) -> Node:
         """Add a constant node holding ``value`` (already of the graph's dtype) under a checked name."""

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 import networkx as nx
 
-from graph.node import CONSTANT, GATE, INPUT, PARAM, Node
+from graph.node import CONSTANT, GATE, INPUT, Node
 
 if TYPE_CHECKING:
     from graph.computational_graph import ComputationalGraph
@@ -48,25 +48,23 @@ class Schedule:
     def __init__(self, graph: ComputationalGraph):
         by_name = graph.nodes_by_name
         self.order: list[Node] = [by_name[name] for name in nx.topological_sort(graph.digraph)]
-        self.inputs = [(node.name, node.index) for node in self.order if node.kind is INPUT]
-        self.params = [(node.name, node.index) for node in self.order if node.kind is PARAM]
+        self.inputs, self.params, self.leaves = [], [], []
         self.empty_values = [None] * len(self.order)
+        self.forward_steps, self.backward_steps = [], []
         for node in self.order:
-            if node.kind is CONSTANT:
-                self.empty_values[node.index] = graph.constant_value(node)
-        self.leaves = [
-            (node.name, node.index) for node in self.order if node.kind in (INPUT, PARAM) and node.requires_grad
-        ]
-        self.forward_steps = []
-        self.backward_steps = []
-        for node in self.order:
-            if node.kind is not GATE:
-                continue
-            inputs_of = _picker([source.index for source in node.inputs])
-            self.forward_steps.append((node, node.gate.forward, inputs_of, node.index))
-            if node.requires_grad:
-                targets = tuple([(position, source.index) for position, source in enumerate(node.inputs) if source.requires_grad])
-                self.backward_steps.append((node, node.gate.backward, inputs_of, node.index, targets))
+            kind, slot = node.kind, node.index
+            if kind is GATE:
+                inputs_of = _picker([source.index for source in node.inputs])
+                self.forward_steps.append((node, node.gate.forward, inputs_of, slot))
+                if node.requires_grad:
+                    targets = tuple([(position, source.index) for position, source in enumerate(node.inputs) if source.requires_grad])
+                    self.backward_steps.append((node, node.gate.backward, inputs_of, slot, targets))
+            elif kind is CONSTANT:
+                self.empty_values[slot] = graph.constant_value(node)
+            else:
+                (self.inputs if kind is INPUT else self.params).append((node.name, slot))
+                if node.requires_grad:
+                    self.leaves.append((node.name, slot))
         self.backward_steps.reverse()
 
 
