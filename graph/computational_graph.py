@@ -271,7 +271,7 @@ class ComputationalGraph:
         with self._lock:  # passes from several threads run one after the other
             self._pass_owner = me
             schedule = self._schedule or self._current_schedule()
-            self._values = self._grads = self._sent = None  # whatever happens next, the last pass is gone
+            self._values = self._grads = None  # whatever happens next, the last pass is gone
             try:
                 values = self._leaf_values(schedule, feeds)
             except GraphError as error:
