@@ -121,7 +121,7 @@ def input_count(gate: Any) -> tuple[int, int | None]:
     """
     cls, forward = type(gate), gate.forward
     declared = getattr(cls, "forward", None)
-    if declared is not None:
+    if callable(declared):
         counts = _class_input_count(cls)  # raises for a staticmethod or classmethod
         if getattr(forward, "__func__", None) is declared:  # the class's own method, as usual
             return counts
