@@ -19,7 +19,7 @@ generator changes; anything that does not fit raises
 
 How to add checkpoints to a training script
 -------------------------------------------
-1. Give it ``--checkpoint PATH`` and ``--resume PATH`` (``scripts/script_options.py``
+1. Give it ``--checkpoint PATH`` and ``--resume PATH`` (``graph/cli.py``
    has ``add_checkpoint_options(parser)`` and checks both before any work).
 2. Build the model, data and optimizer exactly as a fresh run does, from the
    same seed.  Then, with ``--resume``::

@@ -29,7 +29,7 @@ from gates import SigmoidGate  # noqa: E402
 from graph import ComputationalGraph  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import script_options as options  # noqa: E402
+from graph import cli as options  # noqa: E402
 
 
 def draw_parameters(seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:

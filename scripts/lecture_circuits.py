@@ -39,7 +39,7 @@ from graph.animation import animate  # noqa: E402
 from graph.checking import gradcheck  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import script_options as options  # noqa: E402
+from graph import cli as options  # noqa: E402
 
 FORMATS = ("png", "svg", "dot")
 

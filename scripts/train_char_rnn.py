@@ -64,7 +64,7 @@ from graph.node import Node  # noqa: E402
 from graph.optimizers import Adagrad, clip  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import script_options as options  # noqa: E402
+from graph import cli as options  # noqa: E402
 
 #: Standard-library modules whose source is the default training text.
 DEFAULT_MODULES = ("textwrap", "heapq", "difflib")

@@ -68,7 +68,7 @@ from graph.node import Node  # noqa: E402
 from graph.optimizers import Adam  # noqa: E402
 from graph.parameter_files import load_params, save_params  # noqa: E402
 
-import script_options as options  # noqa: E402
+from graph import cli as options  # noqa: E402
 
 # Defaults per data set: (epochs, batch size, learning rate, filters, batch norm).
 DEFAULTS = {

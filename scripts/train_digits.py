@@ -41,7 +41,7 @@ from graph.node import Node  # noqa: E402
 from graph.optimizers import Adam  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import script_options as options  # noqa: E402
+from graph import cli as options  # noqa: E402
 
 SCRIPT = "train_digits"
 

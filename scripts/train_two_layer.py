@@ -36,7 +36,7 @@ from graph import ComputationalGraph  # noqa: E402
 from graph.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import script_options as options  # noqa: E402
+from graph import cli as options  # noqa: E402
 
 SCRIPT = "train_two_layer"
 

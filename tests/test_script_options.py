@@ -15,7 +15,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import bench  # noqa: E402
 import forward_three_layer  # noqa: E402
 import lecture_circuits  # noqa: E402
-import script_options  # noqa: E402
+from graph import cli as script_options  # noqa: E402
 import train_digits  # noqa: E402
 import train_two_layer  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""Option checks shared by the scripts: bad values fail at once, as argparse errors (exit code 2).
+"""Option checks shared by the scripts (and graph.Solver users): bad values fail at once, as argparse errors (exit code 2).
 
 Every script checks its options before any work: a typo in ``--save`` must
 not cost a whole training run, and a missing optional dependency is named
