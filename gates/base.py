@@ -60,6 +60,8 @@ class Gate:
         Gradient checks restore its state before every forward, so each
         forward of a check draws the same numbers.
 
+    Notes
+    -----
     Methods a gate may override, besides forward and backward:
 
     - ``piece(*inputs)``: for a piecewise gate (ReLU, max, pooling), an array
