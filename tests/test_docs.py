@@ -1,11 +1,14 @@
-"""Every ```python block of README.md runs as written, and prints what the README says it prints.
+"""Every ```python block of README.md and of the pages under docs/ runs as written, and prints what the page says it prints.
 
-The convention (for whoever edits the README):
+The convention (for whoever edits README.md or a page under docs/):
 
-* Each ```python block runs on its own: in a fresh namespace, in an empty
-  temporary working directory (files it writes land there), with matplotlib's
-  Agg backend. So every block has its own imports, data and gate classes.
-  Nothing is skipped.
+* **A page is one session.** The ```python blocks of one page run in order,
+  in one namespace, as a reader pasting them one after the other would run
+  them: a later block may use what an earlier one built (``g``, a gate
+  class, data). Each page starts afresh, in an empty temporary working
+  directory (files it writes land there), with matplotlib's Agg backend.
+  Nothing is skipped. A page that is a draft, not published, is listed in
+  ``DRAFTS`` (and in mkdocs.yml's ``exclude_docs``) and does not run.
 * **Output blocks.** A python block followed directly (blank lines only in
   between) by a plain ``` block: that block is everything the python block
   prints, line for line.
@@ -14,7 +17,7 @@ The convention (for whoever edits the README):
   prints (``print(g.forward(feeds))   # -12.0``). So keep prose off print
   lines: put it on the line above. An expression statement that is not a
   print must not end in a comment that looks like a value (``g.forward(f)  # 3.0``):
-  print it instead, or the README shows a value nobody checks.
+  print it instead, or the page shows a value nobody checks.
 * **Comparing.** Text outside numbers must match exactly (trailing spaces
   aside). Each number shown must be the printed number rounded to the
   digits shown (0.7311 matches 0.7310585786300049; -12.0 matches -12.0
@@ -22,6 +25,8 @@ The convention (for whoever edits the README):
   finite differences' rounding noise (a gradient check's "good"), which
   varies with the CPU's math library. ``...`` in the expected text matches
   anything, as in doctest.
+* **Links.** Every relative link and image of a page points to a file of
+  the repository (mkdocs checks the pages' links again when it builds).
 """
 
 from __future__ import annotations
@@ -43,11 +48,25 @@ import graph  # noqa: F401
 matplotlib.use("Agg")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-README = os.path.join(ROOT, "README.md")
+DOCS = os.path.join(ROOT, "docs")
+# Drafts the maintainers finish: not published (mkdocs.yml's exclude_docs) and not run.
+DRAFTS = {"docs/training-solver-draft.md"}
 NOISE = 1e-6
 NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
 # A number on its own: not part of a name (w0, fc1.act, MatMulGate_4) or of a longer number.
 EXPECTED_NUMBER = re.compile(rf"(?<![\w.]){NUMBER}(?![\w.]\w)")
+
+
+def pages() -> list[str]:
+    """README.md and every published page under docs/, as paths relative to the repository."""
+    found = ["README.md"]
+    for folder, _, names in sorted(os.walk(DOCS)):
+        for name in sorted(names):
+            if name.endswith(".md"):
+                page = os.path.relpath(os.path.join(folder, name), ROOT).replace(os.sep, "/")
+                if page not in DRAFTS:
+                    found.append(page)
+    return found
 
 
 @dataclass
@@ -58,10 +77,10 @@ class Block:
     end: int  # of the closing fence
 
 
-def fenced_blocks(path: str = README) -> list[Block]:
-    """Every fenced block of the file, in order."""
+def fenced_blocks(page: str) -> list[Block]:
+    """Every fenced block of the page, in order."""
     blocks, open_block, lines = [], None, []
-    with open(path, encoding="utf-8") as file:
+    with open(os.path.join(ROOT, page), encoding="utf-8") as file:
         for number, line in enumerate(file, start=1):
             if open_block is None and line.startswith("```"):
                 open_block, lines = Block(line[3:].strip(), "", number, number), []
@@ -71,21 +90,21 @@ def fenced_blocks(path: str = README) -> list[Block]:
                 open_block = None
             elif open_block is not None:
                 lines.append(line)
-    assert open_block is None, f"README.md: the block opened at line {open_block.line} is never closed"
+    assert open_block is None, f"{page}: the block opened at line {open_block.line} is never closed"
     return blocks
 
 
-def python_blocks() -> list[tuple[Block, Block | None]]:
-    """(python block, the plain block right after it or None)."""
-    blocks = fenced_blocks()
-    with open(README, encoding="utf-8") as file:
-        readme_lines = file.read().split("\n")
+def python_blocks(page: str) -> list[tuple[Block, Block | None]]:
+    """(python block, the plain block right after it or None), in the page's order."""
+    blocks = fenced_blocks(page)
+    with open(os.path.join(ROOT, page), encoding="utf-8") as file:
+        page_lines = file.read().split("\n")
     pairs = []
     for index, block in enumerate(blocks):
         if block.language != "python":
             continue
         following = blocks[index + 1] if index + 1 < len(blocks) else None
-        between = readme_lines[block.end : following.line - 1] if following else []
+        between = page_lines[block.end : following.line - 1] if following else []
         adjacent = following is not None and following.language == "" and not "".join(between).strip()
         pairs.append((block, following if adjacent else None))
     return pairs
@@ -136,14 +155,13 @@ def is_print(statement: ast.stmt) -> bool:
     return isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "print"
 
 
-def run_block(block: Block) -> tuple[str, list[tuple[int, str, str]]]:
-    """Run a block statement by statement; return (all it printed, [(line, comment, what that print printed)])."""
-    tree = ast.parse(block.text, filename=f"README.md:{block.line}")
+def run_block(block: Block, namespace: dict, page: str) -> tuple[str, list[tuple[int, str, str]]]:
+    """Run a block statement by statement in ``namespace``; return (all it printed, [(line, comment, what that print printed)])."""
+    tree = ast.parse(block.text, filename=f"{page}:{block.line}")
     comments = trailing_comments(block.text)
-    namespace = {"__name__": "__readme__"}
     printed, checks = io.StringIO(), []
     for statement in tree.body:
-        code = compile(ast.Module(body=[statement], type_ignores=[]), f"README.md, block at line {block.line}", "exec")
+        code = compile(ast.Module(body=[statement], type_ignores=[]), f"{page}, block at line {block.line}", "exec")
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             exec(code, namespace)
@@ -156,30 +174,87 @@ def run_block(block: Block) -> tuple[str, list[tuple[int, str, str]]]:
             checks.append((line, comment, out.getvalue()))
         elif isinstance(statement, ast.Expr) and re.match(r"[-\d{\[('\"]", comment):
             raise AssertionError(
-                f"README.md line {line}: the comment {comment!r} shows a value that is not printed; "
+                f"{page} line {line}: the comment {comment!r} shows a value that is not printed; "
                 f"print it, so that this test can check it"
             )
     return printed.getvalue(), checks
 
 
-PAIRS = python_blocks()
+PAGES = pages()
+PAGES_WITH_CODE = [page for page in PAGES if python_blocks(page)]
 
 
-def test_the_readme_has_python_blocks_and_shown_outputs():
-    assert len(PAIRS) >= 10
-    assert sum(output is not None for _, output in PAIRS) >= 4
+def test_the_pages_have_python_blocks_and_shown_outputs():
+    pairs = [pair for page in PAGES for pair in python_blocks(page)]
+    assert len(pairs) >= 20
+    assert sum(output is not None for _, output in pairs) >= 8
+    assert "README.md" in PAGES_WITH_CODE
 
 
-@pytest.mark.parametrize("block, output", PAIRS, ids=[f"line {block.line}" for block, _ in PAIRS])
-def test_readme_block_runs_and_prints_what_it_shows(block, output, tmp_path, monkeypatch):
+@pytest.mark.parametrize("page", PAGES_WITH_CODE)
+def test_page_blocks_run_in_order_and_print_what_they_show(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    printed, checks = run_block(block)
-    for line, comment, out in checks:
-        assert matches(comment, out), f"README.md line {line}: the comment says {comment!r}, the print printed {out!r}"
-    if output is not None:
-        assert matches(output.text, printed), (
-            f"README.md line {output.line}: the block shows\n{output.text}\nbut the code above it printed\n{printed}"
-        )
+    namespace = {"__name__": "__docs__"}
+    for block, output in python_blocks(page):
+        printed, checks = run_block(block, namespace, page)
+        for line, comment, out in checks:
+            assert matches(comment, out), f"{page} line {line}: the comment says {comment!r}, the print printed {out!r}"
+        if output is not None:
+            assert matches(output.text, printed), (
+                f"{page} line {output.line}: the block shows\n{output.text}\nbut the code above it printed\n{printed}"
+            )
+
+
+# ---------------------------------------------------------------- links and the published site
+
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def relative_links(page: str) -> list[str]:
+    """The targets of the page's markdown links and images that are files, not web addresses or anchors."""
+    with open(os.path.join(ROOT, page), encoding="utf-8") as file:
+        text = file.read()
+    # Code is not a link: drop fenced blocks and inline code first.
+    text = re.sub(r"^```.*?^```", "", text, flags=re.DOTALL | re.MULTILINE)
+    text = re.sub(r"`[^`]*`", "", text)
+    targets = []
+    for target in LINK.findall(text):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+            continue
+        targets.append(target.split("#")[0])
+    return targets
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_relative_link_points_to_a_file_of_the_repository(page):
+    folder = os.path.dirname(os.path.join(ROOT, page))
+    for target in relative_links(page):
+        path = os.path.normpath(os.path.join(folder, target))
+        assert os.path.commonpath([path, ROOT]) == ROOT, f"{page}: {target!r} points outside the repository"
+        assert os.path.exists(path), f"{page}: {target!r} does not exist"
+
+
+def test_the_readme_is_a_landing_page_linking_every_page():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as file:
+        readme = file.read()
+    assert len(readme.splitlines()) <= 250
+    assert "https://cs231n.github.io/optimization-2/" in readme
+    linked = {os.path.normpath(target) for target in relative_links("README.md")}
+    manual = [page for page in PAGES if page.startswith("docs/") and "/reference/" not in page and page != "docs/index.md"]
+    missing = [page for page in manual if os.path.normpath(page) not in linked]
+    assert not missing, f"README.md links none of {missing}"
+
+
+def test_every_published_page_is_in_the_mkdocs_nav_and_drafts_are_excluded():
+    with open(os.path.join(ROOT, "mkdocs.yml"), encoding="utf-8") as file:
+        config = file.read()
+    nav = config[config.index("nav:") :]
+    for page in PAGES:
+        if page.startswith("docs/"):
+            assert f" {page[len('docs/'):]}" in nav, f"{page} is not in mkdocs.yml's nav"
+    excluded = config[config.index("exclude_docs:") : config.index("nav:")]
+    for draft in DRAFTS:
+        assert draft[len("docs/") :] in excluded, f"{draft} is a draft but mkdocs.yml publishes it"
 
 
 # ---------------------------------------------------------------- the convention itself
