@@ -241,7 +241,12 @@ class ComputationalGraph:
         return self._training
 
     def train(self) -> ComputationalGraph:
-        """Training mode: batch norm uses the batch's statistics, dropout drops.  Returns the graph."""
+        """Training mode: batch norm uses the batch's statistics, dropout drops.  Returns the graph.
+
+        A backward always runs in the mode of the forward it follows: after
+        ``g.eval(); g.forward(...); g.train()``, ``g.backward()`` is the
+        evaluation-mode backward of that forward.
+        """
         self._set_mode(True)
         return self
 
@@ -292,7 +297,7 @@ class ComputationalGraph:
                 if check_finite and not np.isfinite(out).all():
                     raise self._non_finite_output(node, values, out)
                 values[slot] = out
-            self._values, self._pass_thread = values, me
+            self._values, self._pass_thread, self._pass_training = values, me, self._training
             return read_only(values[self._output.index])
 
     def backward(self, upstream: Any = None) -> dict[str, Any]:
@@ -318,35 +323,47 @@ class ComputationalGraph:
             values = self._values
             if values is None or self._pass_thread != me:
                 raise self._no_values_for_backward()
-            schedule = self._schedule
-            dtype, check_finite = self.dtype, self.check_finite
-            grads = [None] * len(values)
-            sent = {}  # gate slot -> the gradients it sent, for explain() and draw()
-            grads[self._output.index] = self._first_upstream(upstream, values[self._output.index])
-            for node, backward, inputs_of, out_slot, targets in schedule.backward_steps:
-                upstream = grads[out_slot]
-                if upstream is None:
-                    continue  # the output does not depend on this gate
-                if type(upstream) is _ndarray:
-                    upstream.setflags(False)  # read-only: it may be another input's gradient as well
-                try:
-                    returned = backward(upstream)
-                except Exception as error:
-                    raise GradientError(f"{gate_title(node)} failed in backward: {type(error).__name__}: {error}") from error
-                gradients = check_gradients(returned, inputs_of(values), values[out_slot], dtype, node)
-                sent[out_slot] = gradients
-                for position, slot in targets:
-                    grad = gradients[position]
-                    if grad is None:
-                        continue  # no gradient flows to this input
-                    if check_finite and not np.isfinite(grad).all():
-                        raise self._non_finite_gradient(node, position, upstream, grad, values)
-                    current = grads[slot]
-                    # Where a value branches, the gradients add.  Never in place:
-                    # a gradient may be a view shared with another input.
-                    grads[slot] = grad if current is None else current + grad
-            self._grads, self._sent = grads, sent
-            return self._hand_out(schedule, grads)
+            if self._pass_training is self._training:
+                return self._backward_pass(values, upstream)
+            # The mode changed since the forward (g.eval() in between): the backward
+            # belongs to that forward, so the gates run it in the forward's mode.
+            self._set_gates_mode(self._pass_training)
+            try:
+                return self._backward_pass(values, upstream)
+            finally:
+                self._set_gates_mode(self._training)
+
+    def _backward_pass(self, values: list, upstream: Any) -> dict[str, Any]:
+        """backward's loop, once the lock is held and the forward's values are there."""
+        schedule = self._schedule
+        dtype, check_finite = self.dtype, self.check_finite
+        grads = [None] * len(values)
+        sent = {}  # gate slot -> the gradients it sent, for explain() and draw()
+        grads[self._output.index] = self._first_upstream(upstream, values[self._output.index])
+        for node, backward, inputs_of, out_slot, targets in schedule.backward_steps:
+            upstream = grads[out_slot]
+            if upstream is None:
+                continue  # the output does not depend on this gate
+            if type(upstream) is _ndarray:
+                upstream.setflags(False)  # read-only: it may be another input's gradient as well
+            try:
+                returned = backward(upstream)
+            except Exception as error:
+                raise GradientError(f"{gate_title(node)} failed in backward: {type(error).__name__}: {error}") from error
+            gradients = check_gradients(returned, inputs_of(values), values[out_slot], dtype, node)
+            sent[out_slot] = gradients
+            for position, slot in targets:
+                grad = gradients[position]
+                if grad is None:
+                    continue  # no gradient flows to this input
+                if check_finite and not np.isfinite(grad).all():
+                    raise self._non_finite_gradient(node, position, upstream, grad, values)
+                current = grads[slot]
+                # Where a value branches, the gradients add.  Never in place:
+                # a gradient may be a view shared with another input.
+                grads[slot] = grad if current is None else current + grad
+        self._grads, self._sent = grads, sent
+        return self._hand_out(schedule, grads)
 
     def value(self, node_or_name: NodeLike) -> Any:
         """The value of any node (input, parameter, constant or gate) after the last forward (read-only)."""
@@ -378,12 +395,14 @@ class ComputationalGraph:
         None where the input got nothing.  None if the gate did not run
         backward (the output does not depend on it, or it needs no gradient).
         This is a record of the real pass: explain() and draw() read it,
-        and never call a gate's backward again.
+        and never call a gate's backward again.  The arrays are read-only
+        views: the record cannot be changed through them.
         """
         node = self.node(node_or_name)
         if self._grads is None:
             raise BackwardError(f"no gradients sent by {node.name!r} yet: run forward, then backward")
-        return self._sent.get(node.index)
+        sent = self._sent.get(node.index)
+        return None if sent is None else tuple([read_only(grad) for grad in sent])
 
     @property
     def has_forward(self) -> bool:
@@ -404,13 +423,14 @@ class ComputationalGraph:
         the middle of training changes nothing the next backward or step
         would see.  Parameters are the caller's to restore.
         """
-        kept = (self._values, self._grads, self._sent, self._pass_thread, self._why_no_values)
+        kept = (self._values, self._grads, self._sent, self._pass_thread, self._pass_training, self._why_no_values)
         gates = [node.gate for node in self._nodes if node.gate is not None]
         saved = [gate_state.snapshot(gate) for gate in gates]
         try:
             yield
         finally:
-            self._values, self._grads, self._sent, self._pass_thread, self._why_no_values = kept
+            (self._values, self._grads, self._sent, self._pass_thread, self._pass_training,
+             self._why_no_values) = kept
             for gate, snapshot in zip(gates, saved):
                 gate_state.restore(gate, snapshot)
 
@@ -533,7 +553,7 @@ class ComputationalGraph:
         return node
 
     def _forget_last_pass(self, why: str) -> None:
-        self._values = self._grads = self._sent = self._pass_thread = None
+        self._values = self._grads = self._sent = self._pass_thread = self._pass_training = None
         self._why_no_values = why
 
     def _check_new_name(self, name: Any) -> str:
@@ -579,7 +599,14 @@ class ComputationalGraph:
         self._scalar_type = dtype.type  # np.float64 or np.float32; reading dtype.type costs a little every time
 
     def _set_mode(self, training: bool) -> None:
-        self._training = training
+        """Switch mode between passes: a pass running in another thread finishes in its own mode first."""
+        if self._lock.locked() and self._pass_owner == threading.get_ident():
+            raise ConcurrentUseError("a gate called train() or eval() of the graph it belongs to, during a pass")
+        with self._lock:
+            self._training = training
+            self._set_gates_mode(training)
+
+    def _set_gates_mode(self, training: bool) -> None:
         for node in self._nodes:
             if node.gate is not None:
                 node.gate.training = training
@@ -708,21 +735,21 @@ class ComputationalGraph:
         )
 
     def _hand_out(self, schedule: Schedule, grads: list) -> dict[str, Any]:
-        """backward's result: each leaf's gradient, as an array nothing else shares.
+        """backward's result: each leaf's gradient, as a new array that only the caller holds.
 
-        Values and the gradients gates received are read-only by now, so a
-        writable array that owns its memory can be shared only with the
-        gradient of another leaf handed out before it.
+        The record (``grads``, read by grad(), explain(), draw() and animate())
+        keeps the arrays the gates sent; the caller gets copies, so clipping
+        them in place (``np.clip(g, -5, 5, out=g)``) changes nothing recorded.
+        One copy per leaf is the least that keeps both: measured on the
+        two-layer net, see tests/test_engine.py.
         """
-        result, handed = {}, []
+        result = {}
         for name, slot in schedule.leaves:
             grad = grads[slot]
             if type(grad) is _ndarray:
-                if grad.base is not None or not grad.flags.writeable or id(grad) in handed:
-                    grad = grads[slot] = grad.copy()
-                handed.append(id(grad))
-            elif grad is None:
-                grad = grads[slot] = self._zeros_like(self._values[slot])
+                grad = grad.copy()
+            elif grad is None:  # the output does not depend on it: zeros, recorded as None
+                grad = self._zeros_like(self._values[slot])
             result[name] = grad  # else a numpy scalar: immutable, nothing to share
         return result
 

@@ -22,6 +22,10 @@ class ConcurrentUseError(GraphError, RuntimeError):
     """One graph was used by two passes at once (several threads, or a gate calling its own graph)."""
 
 
+class NodeAttributeError(GraphError, AttributeError, TypeError):
+    """An attribute of a node was set or deleted: they are fixed when the node is added (the message says how to get what was meant)."""
+
+
 class GateInputCountError(GraphError, TypeError):
     """A gate was given more or fewer inputs than its forward takes."""
 
