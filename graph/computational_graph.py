@@ -721,7 +721,8 @@ class ComputationalGraph:
                     f"pass backward(upstream=...) with d(loss)/d({name}), shape {shape}"
                 )
             return self._scalar_type(1.0)
-        upstream = read_only(to_value(upstream, self.dtype, "upstream gradient"))
+        # The record keeps its own copy: the caller may reuse the array it passed.
+        upstream = read_only(to_array(upstream, self.dtype, "upstream gradient")[()])
         if upstream.shape != shape:
             raise BackwardError(f"upstream gradient has shape {upstream.shape} but the output {name!r} has shape {shape}")
         if self.check_finite and not np.isfinite(upstream).all():
