@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gates.base import Gate
 from graph import gate_state
 from graph.errors import ParameterFileError
 from graph.values import to_array
@@ -214,11 +215,11 @@ def _gate_states(g: ComputationalGraph) -> dict[str, np.ndarray]:
 
 
 def _gates_without_state(g: ComputationalGraph) -> set[str]:
-    """Names of the nodes whose gate can keep state (load_state_dict) but has none yet."""
+    """Names of the nodes whose gate can keep state (its class defines load_state_dict) but has none yet."""
     return {
         node.name for node in getattr(g, "nodes", ())
-        if callable(getattr(node.gate, "load_state_dict", None)) and callable(getattr(node.gate, "state_dict", None))
-        and not node.gate.state_dict()
+        if getattr(type(node.gate), "load_state_dict", Gate.load_state_dict) is not Gate.load_state_dict
+        and callable(getattr(node.gate, "state_dict", None)) and not node.gate.state_dict()
     }
 
 
