@@ -12,7 +12,7 @@ import enum
 from typing import Any
 
 import gates
-from graph.errors import NodeAttributeError, OperandError
+from graph.errors import ReadOnlyAttributeError, OperandError
 
 
 class NodeKind(str, enum.Enum):
@@ -35,7 +35,7 @@ class Node:
 
     Every attribute is fixed when the node is added: the graph's schedule,
     feeds, ``g.params`` and saved files rely on them.  Setting one raises
-    :class:`NodeAttributeError` saying how to build what was meant (for
+    :class:`ReadOnlyAttributeError` saying how to build what was meant (for
     example ``g.add_input("x", requires_grad=True)``).
 
     Attributes
@@ -71,10 +71,10 @@ class Node:
         _set(self, "inputs", inputs)
 
     def __setattr__(self, attribute: str, value: Any) -> None:
-        raise NodeAttributeError(_how_to_change(self, attribute, value))
+        raise ReadOnlyAttributeError(_how_to_change(self, attribute, value))
 
     def __delattr__(self, attribute: str) -> None:
-        raise NodeAttributeError(_how_to_change(self, attribute))
+        raise ReadOnlyAttributeError(_how_to_change(self, attribute))
 
     def __getstate__(self) -> dict:
         return {attribute: getattr(self, attribute) for attribute in Node.__slots__}

@@ -5,7 +5,7 @@
 7. A backward runs in the mode of the forward it follows, whatever train() or
    eval() happened in between; a mode switch waits for a pass in another thread.
 8. A node's attributes are fixed once it is added: setting one raises
-   NodeAttributeError saying how to build what was meant.
+   ReadOnlyAttributeError saying how to build what was meant.
 """
 
 import copy
@@ -20,7 +20,7 @@ from graph import (
     ComputationalGraph,
     ConcurrentUseError,
     GraphError,
-    NodeAttributeError,
+    ReadOnlyAttributeError,
 )
 from graph.node import Node
 
@@ -311,9 +311,9 @@ def test_node_attributes_are_read_only_with_a_way_out(node, attribute, value, me
     expected = pass_of(g)
     target = g.node(node)
     before = {name: getattr(target, name) for name in Node.__slots__}
-    with pytest.raises(NodeAttributeError, match=message):
+    with pytest.raises(ReadOnlyAttributeError, match=message):
         setattr(target, attribute, value)
-    with pytest.raises(NodeAttributeError, match="cannot be changed|no attribute"):
+    with pytest.raises(ReadOnlyAttributeError, match="cannot be changed|no attribute"):
         delattr(target, attribute)
     assert {name: getattr(target, name) for name in Node.__slots__} == before
     out, grads = pass_of(g)  # the graph works as before
@@ -323,8 +323,8 @@ def test_node_attributes_are_read_only_with_a_way_out(node, attribute, value, me
 
 
 def test_node_attribute_error_is_a_graph_error_and_an_attribute_error():
-    assert issubclass(NodeAttributeError, GraphError)
-    assert issubclass(NodeAttributeError, AttributeError) and issubclass(NodeAttributeError, TypeError)
+    assert issubclass(ReadOnlyAttributeError, GraphError)
+    assert issubclass(ReadOnlyAttributeError, AttributeError) and issubclass(ReadOnlyAttributeError, TypeError)
 
 
 def test_what_was_meant_by_requires_grad_works_when_asked_at_building():
@@ -345,5 +345,33 @@ def test_copies_and_pickles_of_a_graph_have_working_nodes():
         out, grads = pass_of(twin)
         assert out == expected[0]
         np.testing.assert_array_equal(grads["w"], expected[1]["w"])
-        with pytest.raises(NodeAttributeError):
+        with pytest.raises(ReadOnlyAttributeError):
             twin.node("x").requires_grad = True
+
+
+# ------------------------------------------------------------------ the graph's own attributes
+
+
+def test_a_graphs_dtype_is_read_only_and_says_how():
+    g = small_graph()
+    expected = pass_of(g)
+    for value in (np.float32, np.dtype(np.float32), "float64"):
+        with pytest.raises(ReadOnlyAttributeError, match=r"g.dtype cannot be changed.*ComputationalGraph\(dtype=...\)"
+                                                         r".*g.computing_in\(dtype\)"):
+            g.dtype = value
+    assert g.dtype == np.float64
+    out, grads = pass_of(g)
+    assert out == expected[0] and grads["w"].dtype == np.float64
+
+
+def test_setting_training_is_switching_the_mode():
+    g = batch_norm_net()
+    g.training = False
+    assert not g.training and not g.node("bn").gate.training and not g.node("drop").gate.training
+    g.forward(BN_FEED)
+    g.training = np.bool_(True)
+    np.testing.assert_allclose(g.backward()["x"], gradients_in("eval")["x"], rtol=1e-12)
+    assert g.node("bn").gate.training
+    with pytest.raises(ReadOnlyAttributeError, match=r"g.training is True or False.*got 'no'"):
+        g.training = "no"
+    assert g.training
