@@ -333,6 +333,12 @@ class ComputationalGraph:
         dict mapping each input (requires_grad=True) and parameter name to its
         gradient, with exactly that input's shape and the graph's dtype: a
         writable array that shares memory with nothing else (or a numpy scalar).
+        The dict and its arrays are the caller's: changing them (clipping in
+        place, say) changes nothing that grad(), gradients_sent(), explain(),
+        draw() or animate() report.
+
+        The backward runs in the mode (training or evaluation) of the forward
+        it follows, even if train() or eval() was called in between.
         """
         me = threading.get_ident()
         if self._lock.locked() and self._pass_owner == me:
