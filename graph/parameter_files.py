@@ -141,14 +141,14 @@ def load_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
         )
     graph_dtype = np.dtype(getattr(g, "dtype", np.float64))
     converted = {
-        name: _converted(path, name, array, graph_dtype if name.startswith(STATE) else _dtype(g, g.params[name]))
+        name: _converted(path, name, array, _dtype(g, g.params[name]) if name in g.params else graph_dtype)
         for name, array in loaded.items()
     }
     # Every check has passed: only now change anything.  Gate states first, as a
     # gate's load_state_dict may still refuse; then the parameters, which cannot fail.
     _load_gate_states(g, path, converted)
     for name, array in converted.items():
-        if name.startswith(STATE):
+        if name not in g.params:  # a gate's state, loaded above
             continue
         current = g.params[name]
         if type(current) is np.ndarray and current.dtype == array.dtype and current.flags.writeable:
@@ -161,7 +161,7 @@ def _load_gate_states(g: ComputationalGraph, path: str, converted: dict[str, np.
     """Give each gate its state from the file; if one refuses, put every gate back as it was and raise."""
     states: dict[str, dict[str, np.ndarray]] = {}
     for name, array in converted.items():
-        if name.startswith(STATE):
+        if name not in g.params:  # the checks passed: a gate's state, state:{node name}.{key}
             node_name, key = name[len(STATE):].rsplit(".", 1)
             states.setdefault(node_name, {})[key] = array
     gates = {node_name: g.node(node_name).gate for node_name in states}
