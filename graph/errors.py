@@ -22,6 +22,14 @@ class ConcurrentUseError(GraphError, RuntimeError):
     """One graph was used by two passes at once (several threads, or a gate calling its own graph)."""
 
 
+class ReadOnlyAttributeError(GraphError, AttributeError, TypeError):
+    """An attribute the graph relies on was set or deleted (any attribute of a node, a graph's dtype), or set to what it cannot be.
+
+    They are fixed when the node (or graph) is made; the message says how to
+    build what was meant, e.g. ``g.add_input("x", requires_grad=True)``.
+    """
+
+
 class GateInputCountError(GraphError, TypeError):
     """A gate was given more or fewer inputs than its forward takes."""
 

@@ -12,7 +12,7 @@ import enum
 from typing import Any
 
 import gates
-from graph.errors import OperandError
+from graph.errors import ReadOnlyAttributeError, OperandError
 
 
 class NodeKind(str, enum.Enum):
@@ -33,12 +33,21 @@ INPUT, PARAM, CONSTANT, GATE = NodeKind.INPUT, NodeKind.PARAM, NodeKind.CONSTANT
 class Node:
     """One value in a graph: an input, a parameter, a constant or a gate's output.
 
+    Every attribute is fixed when the node is added: the graph's schedule,
+    feeds, ``g.params`` and saved files rely on them.  Setting one raises
+    :class:`ReadOnlyAttributeError` saying how to build what was meant (for
+    example ``g.add_input("x", requires_grad=True)``).
+
     Attributes
     ----------
+    graph : ComputationalGraph
+        The graph the node belongs to.
     name : str
         Unique within its graph.
     kind : NodeKind
         INPUT, PARAM, CONSTANT or GATE.
+    index : int
+        The node's place in ``graph.nodes``, and the slot of its value in a pass.
     gate : Gate or None
         The gate computing this node (kind "gate" only).
     inputs : tuple of Node
@@ -53,13 +62,27 @@ class Node:
     __array_ufunc__ = None  # make `array * node` call node.__rmul__ instead of numpy
 
     def __init__(self, graph, name, kind, index, requires_grad, gate=None, inputs=()):
-        self.graph = graph
-        self.name = name
-        self.kind = kind
-        self.index = index  # the slot of this node's value in the graph's value list
-        self.requires_grad = requires_grad
-        self.gate = gate
-        self.inputs = inputs
+        _set(self, "graph", graph)
+        _set(self, "name", name)
+        _set(self, "kind", kind)
+        _set(self, "index", index)  # the slot of this node's value in the graph's value list
+        _set(self, "requires_grad", requires_grad)
+        _set(self, "gate", gate)
+        _set(self, "inputs", inputs)
+
+    def __setattr__(self, attribute: str, value: Any) -> None:
+        raise ReadOnlyAttributeError(_how_to_change(self, attribute, value))
+
+    def __delattr__(self, attribute: str) -> None:
+        raise ReadOnlyAttributeError(_how_to_change(self, attribute))
+
+    def __getstate__(self) -> dict:
+        return {attribute: getattr(self, attribute) for attribute in Node.__slots__}
+
+    def __setstate__(self, state: dict) -> None:
+        """For copy.deepcopy and pickle (g.copy()), which cannot go through __setattr__."""
+        for attribute, value in state.items():
+            _set(self, attribute, value)
 
     @property
     def value(self) -> Any:
@@ -124,6 +147,38 @@ class Node:
             f"{base!r} ** {self.name!r}: PowerGate takes a constant exponent, not a node; "
             "for b ** x write exp(x * log(b)) with ExpGate"
         )
+
+
+_set = object.__setattr__  # how a Node's own methods set its (otherwise read-only) attributes
+
+
+def _how_to_change(node: Node, attribute: str, value: Any = None) -> str:
+    """Why ``node.<attribute>`` cannot be changed, and how to build what was meant instead."""
+    name, kind = node.name, node.kind
+    said = f"{name!r}.{attribute} cannot be changed after the node is added"
+    if attribute == "requires_grad":
+        if kind is INPUT:
+            wanted = "False" if node.requires_grad else "True"
+            return (f"{said}: the gates built on it already rely on it; add the input with "
+                    f"g.add_input({name!r}, requires_grad={wanted}) before building on it")
+        if kind is PARAM:
+            return f"{said}: a parameter always gets a gradient; for a fixed value use g.add_constant(value)"
+        if kind is CONSTANT:
+            return f"{said}: a constant never gets a gradient; for one that does use g.add_param or g.add_input"
+        return f"{said}: a gate's output needs a gradient exactly when one of its inputs does"
+    if attribute == "name":
+        wanted = repr(value) if isinstance(value, str) else "'new_name'"
+        adds = {
+            INPUT: f"g.add_input({wanted})" if node.requires_grad else f"g.add_input({wanted}, requires_grad=False)",
+            PARAM: f"g.add_param({wanted}, value)",
+            CONSTANT: f"g.add_constant(value, name={wanted})",
+            GATE: f"g.add_gate(gate, *inputs, name={wanted})",
+        }[kind]
+        return (f"{said}: feeds, g.params and saved files know the node by its name; "
+                f"give the name when adding the node: {adds}")
+    if attribute in Node.__slots__:
+        return f"{said}: the graph sets {attribute} when the node is added; build a new node instead"
+    return f"a Node has no attribute {attribute!r} to set; its attributes are {', '.join(Node.__slots__)}, all read-only"
 
 
 def _is_number(value: Any) -> bool:

@@ -27,6 +27,7 @@ steps (see ``graph/checkpoint.py``).
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any, Mapping
 
@@ -186,7 +187,9 @@ class Optimizer:
             )
         problems = []
         steps = np.asarray(state.get("steps", -1))
-        if steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
+        if "steps" not in state:
+            problems.append("'steps' (the step count) is missing")
+        elif steps.shape != () or steps.dtype.kind not in "iu" or steps < 0:
             problems.append(f"'steps' must be a count >= 0, got {state.get('steps')!r}")
         hyper = {key[6:]: value for key, value in state.items() if key.startswith("hyper.")}
         for name, value in self.hyperparameters().items():
@@ -228,6 +231,8 @@ class Optimizer:
                 )
                 continue
             arrays[state_name][name] = np.array(array, copy=True)
+        if not problems:
+            problems += self._missing_or_unexpected_state(int(steps), arrays)
         if problems:
             raise OptimizerError(f"{who}: the state does not fit: {'; '.join(problems)}. Nothing was changed.")
         # Every check has passed: only now change the optimizer.
@@ -236,6 +241,25 @@ class Optimizer:
             kept = getattr(self, state_name)
             kept.clear()
             kept.update(loaded)
+
+    def state_kept_after_a_step(self) -> tuple[str, ...]:
+        """The names in ``state_names`` that hold an array for every parameter once step() has run.
+
+        All of them unless a subclass says otherwise (SGD without momentum
+        keeps no velocity).  load_state_dict refuses a state of a stepped
+        optimizer without them: continuing from zero moments is not
+        continuing.
+        """
+        return self.state_names
+
+    def _missing_or_unexpected_state(self, steps: int, arrays: dict[str, dict[str, np.ndarray]]) -> list[str]:
+        """What a loaded state lacks (or has too many) for its step count: per-parameter arrays exist once a step ran."""
+        if steps == 0:
+            return [f"'steps' is 0 but the state has {_quoted_keys(state_name, loaded)}, which only a step makes"
+                    for state_name, loaded in arrays.items() if loaded]
+        return [f"'steps' is {steps} but the state has no {_quoted_keys(state_name, missing)}"
+                for state_name in self.state_kept_after_a_step()
+                if (missing := [name for name in self.params if name not in arrays[state_name]])]
 
     def update(self, name: str, grad: np.ndarray) -> np.ndarray:
         """The amount to subtract from parameter ``name``, given its (decayed) gradient."""
@@ -272,6 +296,10 @@ class SGD(Optimizer):
         _check_range(self, "momentum", momentum, low=0.0, high=1.0)
         self.momentum = float(momentum)
         self.velocity: dict[str, np.ndarray] = {}
+
+    def state_kept_after_a_step(self) -> tuple[str, ...]:
+        """The velocity, kept only with momentum."""
+        return self.state_names if self.momentum else ()
 
     def update(self, name, grad):
         if not self.momentum:
@@ -363,6 +391,11 @@ def _text(value: Any) -> str:
     return str(array[()]) if array.shape == () else str(array.tolist())
 
 
+def _quoted_keys(state_name: str, names: Any) -> str:
+    """The state_dict keys of ``state_name`` for ``names``, as 'state.m.w1', 'state.m.w2'."""
+    return ", ".join(repr(f"state.{state_name}.{name}") for name in names)
+
+
 def _same_number(saved: Any, value: float) -> bool:
     array = np.asarray(saved)
     return array.shape == () and array.dtype.kind in "fiu" and float(array) == value
@@ -421,12 +454,31 @@ def clip(grads: Mapping[str, Any], max_value: float) -> dict[str, Any]:
     """Each gradient clipped elementwise into [-max_value, max_value], as a new dict of new arrays.
 
     min-char-rnn's ``np.clip(dparam, -5, 5, out=dparam)``, without writing
-    the given arrays (gradients from backward may be shared views).  A cheap
-    guard against the exploding gradients of a recurrent network, though it
-    changes the gradient's direction; :func:`clip_by_global_norm` does not.
+    the given arrays.  A cheap guard against the exploding gradients of a
+    recurrent network, though it changes the gradient's direction;
+    :func:`clip_by_global_norm` does not.
+
+    Parameters
+    ----------
+    grads : dict of name -> array or number
+        Usually what ``g.backward()`` returned; any shapes.
+    max_value : float
+        The bound, > 0 (inf clips nothing).
+
+    Returns
+    -------
+    dict of name -> new array, each of its gradient's shape and dtype.
+
+    Raises
+    ------
+    OptimizerError
+        ``max_value`` is not > 0 (or is NaN).
+    OptimizerTypeError
+        ``max_value`` is not a number, ``grads`` is not a dict, or a
+        gradient is not real numbers.
     """
     c = _positive("clip", "max_value", max_value)
-    return {name: np.clip(grad, -c, c) for name, grad in grads.items()}
+    return {name: np.clip(grad, -c, c) for name, grad in _gradient_arrays("clip", grads).items()}
 
 
 def clip_by_global_norm(grads: Mapping[str, Any], max_norm: float) -> dict[str, Any]:
@@ -436,19 +488,91 @@ def clip_by_global_norm(grads: Mapping[str, Any], max_norm: float) -> dict[str, 
     every gradient is multiplied by max_norm / norm, otherwise copied
     unchanged.  Keeps the direction of the whole update, as
     ``torch.nn.utils.clip_grad_norm_`` does (which adds 1e-6 to the norm).
+    The norm is computed in float64 and scaled by the largest element
+    (:func:`global_norm`), so finite float32 gradients whose squares would
+    overflow (elements ~3e19) are still scaled to norm max_norm.
+
+    Parameters
+    ----------
+    grads : dict of name -> array or number
+        Usually what ``g.backward()`` returned; any shapes.
+    max_norm : float
+        The bound on the joint norm, > 0 (inf scales nothing).
+
+    Returns
+    -------
+    dict of name -> new array, each of its gradient's shape and dtype.
+
+    Raises
+    ------
+    OptimizerError
+        ``max_norm`` is not > 0 (or is NaN), or a gradient holds NaN or inf
+        (it has no norm to scale by).
+    OptimizerTypeError
+        ``max_norm`` is not a number, ``grads`` is not a dict, or a
+        gradient is not real numbers.
     """
     c = _positive("clip_by_global_norm", "max_norm", max_norm)
-    norm = float(np.sqrt(sum(float(np.sum(np.square(grad))) for grad in grads.values())))
+    arrays = _gradient_arrays("clip_by_global_norm", grads)
+    for name, grad in arrays.items():
+        if not np.isfinite(grad).all():
+            raise OptimizerError(
+                f"clip_by_global_norm: the gradient for {name!r} holds NaN or inf, so the gradients have no norm "
+                "to scale; ComputationalGraph(check_finite=True) names the gate that produced it"
+            )
+    norm = global_norm(arrays.values())
     scale = c / norm if norm > c else 1.0
-    return {name: np.multiply(grad, scale, dtype=np.result_type(grad)) for name, grad in grads.items()}
+    return {name: np.multiply(grad, scale, dtype=np.result_type(grad)) for name, grad in arrays.items()}
+
+
+def global_norm(arrays: Any) -> float:
+    """sqrt(sum of the squares of every element of every array), in float64, without overflow or underflow.
+
+    Computed as m * sqrt(sum((g / m) ** 2)) with m the largest magnitude, so
+    no square exceeds the number of elements (as LAPACK's dnrm2 scales): the
+    plain sum of squares of float32 values ~3e19, or float64 ones ~1e160,
+    would be inf.
+
+    Parameters
+    ----------
+    arrays : iterable of arrays or numbers of real, finite values (any shapes)
+
+    Returns
+    -------
+    float: the norm, 0.0 for all-zero (or no) arrays.
+    """
+    arrays = [np.asarray(array, dtype=np.float64) for array in arrays]
+    largest = max((float(np.max(np.abs(array))) for array in arrays if array.size), default=0.0)
+    if largest == 0.0:
+        return 0.0
+    return largest * math.sqrt(sum(float(np.sum(np.square(array / largest))) for array in arrays))
+
+
+def _gradient_arrays(function: str, grads: Any) -> dict[str, np.ndarray]:
+    """``grads`` as a dict of arrays of real numbers, or OptimizerTypeError naming the function and the gradient."""
+    if not isinstance(grads, Mapping):
+        raise OptimizerTypeError(
+            f"{function} takes the dict of gradients that g.backward() returned, got {type(grads).__name__}"
+        )
+    arrays = {}
+    for name, grad in grads.items():
+        is_number = isinstance(grad, numbers.Real) and not isinstance(grad, (bool, np.bool_))
+        array = np.asarray(grad) if isinstance(grad, (np.ndarray, np.generic)) or is_number else None
+        if array is None or array.dtype.kind not in "fiu":
+            held = f"{array.dtype} values" if array is not None else "None" if grad is None else f"a {type(grad).__name__}"
+            raise OptimizerTypeError(
+                f"{function}: the gradient for {name!r} is {held}, not real numbers; "
+                "pass the dict that g.backward() returned"
+            )
+        arrays[name] = array
+    return arrays
 
 
 def _positive(function: str, what: str, value: Any) -> float:
-    """value as a float, or TypeError/ValueError naming the function, unless value > 0."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{function}: {what} must be a number, got {value!r}") from None
-    if not number > 0 or np.isnan(number):
-        raise ValueError(f"{function}: {what} must be > 0, got {number:g}")
+    """value as a float if it is a number > 0 (inf included): else OptimizerTypeError/OptimizerError naming the function."""
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise OptimizerTypeError(f"{function}: {what} must be a number, got {value!r}")
+    number = float(value)
+    if not number > 0:  # NaN too
+        raise OptimizerError(f"{function}: {what} must be > 0, got {number:g}")
     return number

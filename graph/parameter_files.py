@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gates.base import Gate
+from graph import gate_state
 from graph.errors import ParameterFileError
 from graph.values import to_array
 
@@ -98,25 +100,35 @@ def load_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
     """Load parameters written by :func:`save_params` into ``g``, all or nothing.
 
     Every parameter of the graph must be in the file with the same shape,
-    and the file must hold nothing else.  Values are copied into the existing
-    ``g.params`` arrays in place.
+    and the file must hold nothing else.  Values are converted to each
+    parameter's dtype (the graph's) and copied into the existing
+    ``g.params`` arrays in place.  Gate state (batch norm's running
+    averages) is loaded too, also into a gate that has none yet (a bare
+    ``BatchNormGate()`` before its first forward).
 
     Raises
     ------
     ParameterFileError
         If the file cannot be read (missing, truncated, not a .npz file,
-        pickled objects), or its names or shapes differ from the graph's.
-        The message lists every difference; no parameter has been changed.
+        pickled objects), its names or shapes differ from the graph's, a
+        value is too large for the graph's dtype (1e300 in a float32 graph,
+        refused as the same feed is), or a gate refuses its state.  The
+        message lists every difference; no parameter and no gate state has
+        been changed.
     """
     path = os.fspath(path)
-    loaded = _read_arrays(path, np.dtype(getattr(g, "dtype", np.float64)))
+    loaded = _read_arrays(path)
     expected = {name: np.shape(value) for name, value in g.params.items()}
     expected.update({name: np.shape(value) for name, value in _gate_states(g).items()})
+    # A gate that keeps state but has none yet takes whatever the file holds for it (its own check decides).
+    no_state_yet = _gates_without_state(g)
     problems = []
     missing = [name for name in expected if name not in loaded]
-    extra = [name for name in loaded if name not in expected]
+    extra = [name for name in loaded if name not in expected and _state_owner(name) not in no_state_yet]
     if missing:
-        problems.append(f"missing {_names(missing)}")
+        why = (" (a gate's state is saved once it has one: after its first forward, "
+               "or from the start with BatchNormGate(num_features=...))")
+        problems.append(f"missing {_names(missing)}" + (why if any(name.startswith(STATE) for name in missing) else ""))
     if extra:
         problems.append(f"has {_names(extra)}, which this graph does not have")
     for name, array in loaded.items():
@@ -127,20 +139,56 @@ def load_params(g: ComputationalGraph, path: str | os.PathLike) -> None:
             f"parameter file {path!r} does not fit this graph: {'; '.join(problems)}. "
             "No parameter was changed."
         )
-    # Every check has passed: only now change the parameters.
-    states: dict[str, dict[str, np.ndarray]] = {}
-    for name, array in loaded.items():
-        if name.startswith(STATE):
-            node_name, key = name[len(STATE):].rsplit(".", 1)
-            states.setdefault(node_name, {})[key] = array
+    graph_dtype = np.dtype(getattr(g, "dtype", np.float64))
+    converted = {
+        name: _converted(path, name, array, _dtype(g, g.params[name]) if name in g.params else graph_dtype)
+        for name, array in loaded.items()
+    }
+    # Every check has passed: only now change anything.  Gate states first, as a
+    # gate's load_state_dict may still refuse; then the parameters, which cannot fail.
+    _load_gate_states(g, path, converted)
+    for name, array in converted.items():
+        if name not in g.params:  # a gate's state, loaded above
             continue
         current = g.params[name]
-        if type(current) is np.ndarray and current.dtype == np.asarray(array).dtype and current.flags.writeable:
+        if type(current) is np.ndarray and current.dtype == array.dtype and current.flags.writeable:
             np.copyto(current, array)
         else:  # not an array of the graph's dtype that it owns (the user replaced it): use the loaded one
             g.params[name] = array
+
+
+def _load_gate_states(g: ComputationalGraph, path: str, converted: dict[str, np.ndarray]) -> None:
+    """Give each gate its state from the file; if one refuses, put every gate back as it was and raise."""
+    states: dict[str, dict[str, np.ndarray]] = {}
+    for name, array in converted.items():
+        if name not in g.params:  # the checks passed: a gate's state, state:{node name}.{key}
+            node_name, key = name[len(STATE):].rsplit(".", 1)
+            states.setdefault(node_name, {})[key] = array
+    gates = {node_name: g.node(node_name).gate for node_name in states}
+    taken = {node_name: gate_state.snapshot(gate) for node_name, gate in gates.items()}
     for node_name, state in states.items():
-        g.node(node_name).gate.load_state_dict(state)
+        gate = gates[node_name]
+        try:
+            gate.load_state_dict(state)
+        except Exception as error:
+            for restored, snapshot in taken.items():
+                gate_state.restore(gates[restored], snapshot)
+            raise ParameterFileError(
+                f"parameter file {path!r}: gate {node_name!r} ({type(gate).__name__}) refuses the state in the "
+                f"file: {type(error).__name__}: {error}. No parameter was changed."
+            ) from error
+
+
+def _converted(path: str, name: str, array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """An array of the file in ``dtype``, refused if a finite value would become inf (1e300 in float32)."""
+    try:
+        with np.errstate(over="raise"):
+            return array.astype(dtype)
+    except FloatingPointError:
+        raise ParameterFileError(
+            f"parameter file {path!r}: {name!r} has values too large for {dtype} "
+            f"(at most about {np.finfo(dtype).max:.2g}), as a feed of them would be. No parameter was changed."
+        ) from None
 
 
 def _dtype(g, value) -> np.dtype:
@@ -166,8 +214,22 @@ def _gate_states(g: ComputationalGraph) -> dict[str, np.ndarray]:
     return states
 
 
-def _read_arrays(path: str, dtype: np.dtype) -> dict[str, np.ndarray]:
-    """Every array of the .npz file, read completely and converted to ``dtype``."""
+def _gates_without_state(g: ComputationalGraph) -> set[str]:
+    """Names of the nodes whose gate can keep state (its class defines load_state_dict) but has none yet."""
+    return {
+        node.name for node in getattr(g, "nodes", ())
+        if getattr(type(node.gate), "load_state_dict", Gate.load_state_dict) is not Gate.load_state_dict
+        and callable(getattr(node.gate, "state_dict", None)) and not node.gate.state_dict()
+    }
+
+
+def _state_owner(name: str) -> str | None:
+    """The node name in a gate state entry's name (``state:{node name}.{key}``), None for a parameter."""
+    return name[len(STATE):].rsplit(".", 1)[0] if name.startswith(STATE) and "." in name else None
+
+
+def _read_arrays(path: str) -> dict[str, np.ndarray]:
+    """Every array of the .npz file, read completely; each holds numbers (bool, integers or floats)."""
     if not os.path.isfile(path):
         raise ParameterFileError(f"cannot load parameters: there is no file {path!r}")
     try:
@@ -186,14 +248,12 @@ def _read_arrays(path: str, dtype: np.dtype) -> dict[str, np.ndarray]:
             f"cannot read parameter file {path!r} (truncated, damaged or not written by save_params): "
             f"{type(error).__name__}: {error}"
         ) from error
-    arrays = {}
     for name, array in loaded.items():
         if array.dtype.kind not in "biuf":
             raise ParameterFileError(
                 f"parameter file {path!r}: {name!r} holds {array.dtype} values, not numbers"
             )
-        arrays[name] = array.astype(dtype)
-    return arrays
+    return loaded
 
 
 def _create_temporary(folder: str, base: str) -> tuple[str, int]:
