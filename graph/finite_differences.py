@@ -1,0 +1,174 @@
+"""Finite differences: the numeric gradients every gradient check compares with.
+
+The derivative of f at x is approximated by the centered difference::
+
+    df/dx ~ (f(x + h) - f(x - h)) / (2 h)
+
+It is off in two ways.  Truncation: about h² f'''(x) / 6, which shrinks with
+h.  Rounding: f is computed to about machine epsilon (2.2e-16) times the size
+of what it adds up, so the difference carries about ``EPSILON |f| / h``, which
+grows as h shrinks.  Hence two rules here:
+
+* the step follows each input's magnitude (:func:`step_sizes`): h = 1e-6 is
+  far too coarse for log at x = 1e-4, and below the spacing of floats at 1e8;
+* each difference comes with an estimate of its rounding noise, so that a
+  check can tell a wrong gradient from an imprecise difference, element by
+  element.
+
+For an array output, ``f`` is ``sum(upstream * output)``: the two outputs are
+subtracted before they are weighted and summed, so output elements that x[i]
+does not affect cancel exactly and add no noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+#: Machine epsilon of float64: the relative rounding of one operation.
+EPSILON = float(np.finfo(np.float64).eps)
+#: An element's step is relative to its own size, but never below this fraction of its input's typical size.
+SMALLEST_SCALE = 1e-3
+
+
+def numerical_gradient(function: Callable[[], Any], x: np.ndarray, upstream: Any = 1.0, eps: float = 1e-6) -> np.ndarray:
+    """Centered differences of ``sum(upstream * function())`` with respect to ``x``, with one step ``eps``.
+
+    The course's helper: ``(f(x + eps) - f(x - eps)) / (2 eps)`` per element.
+
+    Parameters
+    ----------
+    function : callable with no arguments
+        Recomputes the output from the current contents of ``x``.
+    x : float64 array, writable and C-contiguous
+        Changed in place one element at a time and restored exactly afterwards.
+    upstream : number or array of the output's shape
+        Weights the output elements, so every element matters.
+    eps : float
+        Half the step, the same for every element.
+
+    Returns
+    -------
+    float64 array of x's shape.
+
+    Raises
+    ------
+    TypeError
+        If x is not a writable, contiguous float64 array.
+    """
+    gradient, _ = centered_differences(function, x, upstream, np.full(x.shape, float(eps)))
+    return gradient
+
+
+def step_sizes(x: np.ndarray, eps: float) -> np.ndarray:
+    """Half steps, one per element: ``h_i = eps * max(|x_i|, SMALLEST_SCALE * rms(x))``.
+
+    Relative to the element, so that x = 1e-4 gets a step small enough for
+    log and x = 1e8 one large enough to change x at all; but not below a
+    thousandth of the input's root mean square, so that an element at or
+    near 0 still moves the output measurably.  ``eps`` where x is all zeros.
+    """
+    magnitude = np.abs(x)
+    typical = float(np.sqrt(np.mean(np.square(magnitude)))) if x.size else 0.0
+    if not np.isfinite(typical) or typical == 0.0:
+        return np.full(x.shape, float(eps))
+    return eps * np.maximum(magnitude, SMALLEST_SCALE * typical)
+
+
+def centered_differences(
+    function: Callable[[], Any], x: np.ndarray, upstream: Any, steps: np.ndarray, flat_indices=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Centered differences of ``sum(upstream * function())`` at each element of x, and their rounding noise.
+
+    Parameters
+    ----------
+    function : callable with no arguments
+        Recomputes the output from the current contents of ``x``.
+    x : float64 array, C-contiguous
+        Changed in place, one element at a time, and restored exactly (also
+        when ``function`` raises).
+    upstream : number or array of the output's shape
+    steps : float64 array of x's shape
+        Half step per element (see :func:`step_sizes`).
+    flat_indices : sequence of int, optional
+        The elements to difference (default: all); the others are 0.
+
+    Returns
+    -------
+    gradient, noise : float64 arrays of x's shape
+        ``gradient[i] = sum(upstream * (f(x + h) - f(x - h))) / step``, with
+        ``step`` the one actually taken (``x + h`` is rounded); ``noise[i]``
+        is the rounding error to expect in it, ``EPSILON * sum(|upstream|
+        (|f(x + h)| + |f(x - h)|)) / step`` over the output elements that changed.
+    """
+    if not (isinstance(x, np.ndarray) and x.dtype == np.float64 and x.flags.writeable and x.flags.c_contiguous):
+        raise TypeError("finite differences perturb x in place: x must be a writable, C-contiguous float64 array")
+    gradient, noise = np.zeros(x.shape), np.zeros(x.shape)
+    flat_x, flat_steps = x.reshape(-1), steps.reshape(-1)
+    for i in range(x.size) if flat_indices is None else flat_indices:
+        saved = flat_x[i]
+        try:
+            flat_x[i] = saved + flat_steps[i]
+            plus, up = np.array(function(), dtype=np.float64), flat_x[i]  # a copy: an output may be a view of x
+            flat_x[i] = saved - flat_steps[i]
+            minus, down = np.array(function(), dtype=np.float64), flat_x[i]
+        finally:
+            flat_x[i] = saved
+        difference, size = _weighted_difference(plus, minus, upstream)
+        gradient.flat[i] = difference / (up - down)
+        noise.flat[i] = EPSILON * size / (up - down)
+    return gradient, noise
+
+
+def directional_derivative(
+    function: Callable[[], Any], x: np.ndarray, upstream: Any, direction: np.ndarray
+) -> tuple[float, np.ndarray, float]:
+    """The change of ``sum(upstream * function())`` from ``x - direction`` to ``x + direction``.
+
+    One pair of forwards sees every element of x at once (PyTorch's fast
+    gradcheck): a gradient ``a`` is right along that direction when
+    ``sum(a * step)`` matches the change.
+
+    Parameters
+    ----------
+    function : callable with no arguments
+        Recomputes the output from the current contents of ``x``.
+    x : float64 array
+        Changed in place, restored exactly.
+    upstream : number or array of the output's shape
+    direction : float64 array of x's shape
+        Half the step, per element.
+
+    Returns
+    -------
+    change : float
+        ``sum(upstream * (f(x + direction) - f(x - direction)))``.
+    step : float64 array of x's shape
+        The step actually taken, ``(x + direction) - (x - direction)`` after rounding.
+    noise : float
+        The rounding error to expect in ``change`` (as in :func:`centered_differences`).
+    """
+    saved = x.copy()
+    try:
+        np.add(saved, direction, out=x)
+        plus, up = np.array(function(), dtype=np.float64), x.copy()
+        np.subtract(saved, direction, out=x)
+        minus, down = np.array(function(), dtype=np.float64), x.copy()
+    finally:
+        x[...] = saved
+    change, size = _weighted_difference(plus, minus, upstream)
+    return change, up - down, EPSILON * size
+
+
+def _weighted_difference(plus: np.ndarray, minus: np.ndarray, upstream: Any) -> tuple[float, float]:
+    """``sum(upstream * (plus - minus))``, and ``sum(|upstream| (|plus| + |minus|))`` over the elements that changed.
+
+    If none changed, the change may have been rounded away: then over every element.
+    """
+    changed = plus != minus
+    if not changed.any():
+        changed = np.ones_like(changed)
+    difference = float(np.sum(upstream * (plus - minus)))
+    size = float(np.sum(np.abs(upstream) * np.where(changed, np.abs(plus) + np.abs(minus), 0.0)))
+    return difference, size
