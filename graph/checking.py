@@ -55,6 +55,7 @@ from graph.finite_differences import (
     centered_differences,
     directional_derivative,
     numerical_gradient,
+    refine_noisy,
     step_sizes,
 )
 from graph.node import PARAM
@@ -529,6 +530,7 @@ def gradcheck(
                         f"{kind} {name!r} gets no gradient, and the output jumps when it is moved by ±eps "
                         f"(integers: labels or indices?): {_labels_advice(name, kind)}"
                     )
+                refine_noisy(forward, perturbed, upstream, steps, numeric, noise, gradient, kinks)
             except CheckError:
                 raise
             except GraphError as error:
@@ -945,6 +947,7 @@ def _check_alone(
                 reasons[name] = "backward returned None, and the output jumps when it is moved by ±eps (labels or indices)"
                 continue
             analytic = np.zeros(array.shape) if gradient is None else np.array(gradient, dtype=np.float64)
+            refine_noisy(run, array, upstream, steps, numeric, noise, analytic.reshape(array.shape), kinks)
             checked, followed = None, []
             if indices is not None:
                 checked = np.zeros(array.shape, dtype=bool)

@@ -13,7 +13,10 @@ grows as h shrinks.  Hence two rules here:
   far too coarse for log at x = 1e-4, and below the spacing of floats at 1e8;
 * each difference comes with an estimate of its rounding noise, so that a
   check can tell a wrong gradient from an imprecise difference, element by
-  element.
+  element;
+* where that noise drowns the difference (a sigmoid at x = 1e-4: the output
+  0.5 hardly moves), :func:`refine_noisy` tries a larger step, and measures
+  its truncation by comparing two step sizes.
 
 For an array output, ``f`` is ``sum(upstream * output)``: the two outputs are
 subtracted before they are weighted and summed, so output elements that x[i]
@@ -30,6 +33,12 @@ import numpy as np
 EPSILON = float(np.finfo(np.float64).eps)
 #: An element's step is relative to its own size, but never below this fraction of its input's typical size.
 SMALLEST_SCALE = 1e-3
+#: An element whose rounding noise exceeds this fraction of its gradient is differenced again, with a larger step,
+NOISY = 1e-7
+#: chosen to bring the noise down to this fraction (noise shrinks as the step grows),
+QUIET = 1e-9
+#: but at most this many times the first step.
+MAX_GROWTH = 1e4
 
 
 def numerical_gradient(function: Callable[[], Any], x: np.ndarray, upstream: Any = 1.0, eps: float = 1e-6) -> np.ndarray:
@@ -119,6 +128,64 @@ def centered_differences(
         gradient.flat[i] = difference / (up - down)
         noise.flat[i] = EPSILON * size / (up - down)
     return gradient, noise
+
+
+def refine_noisy(
+    function: Callable[[], Any],
+    x: np.ndarray,
+    upstream: Any,
+    steps: np.ndarray,
+    gradient: np.ndarray,
+    noise: np.ndarray,
+    scale: np.ndarray,
+    keep: np.ndarray | None = None,
+) -> np.ndarray:
+    """Where rounding noise drowns a difference, difference again with two larger steps; keep the better one.
+
+    A relative step is right for log at x = 1e-4, but for a sigmoid there
+    the output (0.5) is so much larger than its change that the difference
+    is mostly noise.  So, for each element whose noise exceeds ``NOISY``
+    times its size ``s = max(|scale|, |gradient|)``, the step grows by
+    ``min(noise / (QUIET s), MAX_GROWTH)`` and the difference is taken at
+    that step H and at H / 2.  From H to H / 2 truncation shrinks fourfold
+    while rounding only doubles, so their disagreement measures the
+    truncation at H: the error of the new difference is the larger of that
+    and its rounding noise.  It replaces the old one where that error is
+    smaller than the old noise.  Two step sizes, only where one is not enough.
+
+    Parameters
+    ----------
+    function, x, upstream, steps
+        As for :func:`centered_differences`.
+    gradient, noise : float64 arrays of x's shape
+        What :func:`centered_differences` returned; updated in place (NaN elements are left alone).
+    scale : float64 array of x's shape
+        The size the gradient should have (the analytic gradient).
+    keep : bool array of x's shape, optional
+        Elements to leave as they are (where a difference crossed a kink).
+
+    Returns
+    -------
+    int array: the flat indices of the elements replaced.
+    """
+    size = np.maximum(np.abs(scale), np.abs(gradient))
+    with np.errstate(invalid="ignore"):
+        candidates = (noise > NOISY * size) & (size > 0) & np.isfinite(gradient)
+    if keep is not None:
+        candidates &= ~keep
+    noisy = np.flatnonzero(candidates)
+    if noisy.size == 0:
+        return noisy
+    larger = np.zeros(x.shape)
+    larger.flat[noisy] = steps.flat[noisy] * np.minimum(noise.flat[noisy] / (QUIET * size.flat[noisy]), MAX_GROWTH)
+    first, first_noise = centered_differences(function, x, upstream, larger, noisy)
+    second, _ = centered_differences(function, x, upstream, larger / 2, noisy)
+    error = np.maximum(first_noise.flat[noisy], np.abs(first.flat[noisy] - second.flat[noisy]))
+    better = error < noise.flat[noisy]
+    replaced = noisy[better]
+    gradient.flat[replaced] = first.flat[replaced]
+    noise.flat[replaced] = error[better]
+    return replaced
 
 
 def directional_derivative(
