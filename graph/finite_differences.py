@@ -151,7 +151,9 @@ def refine_noisy(
     while rounding only doubles, so their disagreement measures the
     truncation at H: the error of the new difference is the larger of that
     and its rounding noise.  It replaces the old one where that error is
-    smaller than the old noise.  Two step sizes, only where one is not enough.
+    smaller than the old noise; where it is not, the growth is tried again
+    at its square root (truncation won).  Two step sizes, only where one is
+    not enough.
 
     Parameters
     ----------
@@ -174,18 +176,22 @@ def refine_noisy(
     if keep is not None:
         candidates &= ~keep
     noisy = np.flatnonzero(candidates)
-    if noisy.size == 0:
-        return noisy
-    larger = np.zeros(x.shape)
-    larger.flat[noisy] = steps.flat[noisy] * np.minimum(noise.flat[noisy] / (QUIET * size.flat[noisy]), MAX_GROWTH)
-    first, first_noise = centered_differences(function, x, upstream, larger, noisy)
-    second, _ = centered_differences(function, x, upstream, larger / 2, noisy)
-    error = np.maximum(first_noise.flat[noisy], np.abs(first.flat[noisy] - second.flat[noisy]))
-    better = error < noise.flat[noisy]
-    replaced = noisy[better]
-    gradient.flat[replaced] = first.flat[replaced]
-    noise.flat[replaced] = error[better]
-    return replaced
+    growth = np.minimum(noise.flat[noisy] / (QUIET * size.flat[noisy]), MAX_GROWTH)
+    replaced = []
+    while noisy.size:
+        larger = np.zeros(x.shape)
+        larger.flat[noisy] = steps.flat[noisy] * growth
+        first, first_noise = centered_differences(function, x, upstream, larger, noisy)
+        second, _ = centered_differences(function, x, upstream, larger / 2, noisy)
+        error = np.maximum(first_noise.flat[noisy], np.abs(first.flat[noisy] - second.flat[noisy]))
+        better = error < noise.flat[noisy]
+        gradient.flat[noisy[better]] = first.flat[noisy[better]]
+        noise.flat[noisy[better]] = error[better]
+        replaced.extend(noisy[better])
+        # Truncation won where the step grew too much: try a growth of its square root.
+        again = ~better & (growth > 4.0)
+        noisy, growth = noisy[again], np.sqrt(growth[again])
+    return np.sort(np.array(replaced, dtype=np.intp))
 
 
 def directional_derivative(
