@@ -442,7 +442,14 @@ def gradcheck(
     upstream: Any = None,
     seed: int = 0,
 ) -> GradientCheckResult:
-    """Compare ``g.backward()`` with centered differences for every input and parameter needing a gradient.
+    """Compare ``g.backward()`` with centered differences for every element of every input and parameter needing one.
+
+    Each element is graded on its own scale (see the module docstring): its
+    step is ``eps`` relative to its magnitude, and its relative error
+    ``|a - n| / max(|a|, |n|, floor)`` has a floor of ``NOISE_FLOOR`` times
+    the rounding noise of its own difference, so a small gradient beside
+    large ones is held to the same tolerance.  ``None`` from a gate counts
+    as a zero gradient.
 
     Parameters
     ----------
@@ -450,13 +457,19 @@ def gradcheck(
     feeds : mapping of input name to number or array
         As for ``g.forward``.  Copied: your arrays are never perturbed.
     eps : float
-        Half the step of the centered difference (x + eps and x - eps), > 0.
+        Relative half step, > 0: element x[i] is moved to x[i] ± eps *
+        max(|x[i]|, a thousandth of the input's root mean square), or ± eps
+        if the input is all zeros (:func:`graph.finite_differences.step_sizes`).
+        Where rounding noise drowns a difference the step grows, checked
+        against half of it (:func:`graph.finite_differences.refine_noisy`).
     tol : float
         Largest relative error that passes.  The default 1e-5 passes correct
         gates in float64 (typically 1e-11 to 1e-8; the worst seen over
-        thousands of random checks of every gate is below 1e-6) and fails a
+        thousands of random checks of every gate is below 2e-7) and fails a
         gradient off by any constant factor c with |c - 1| / max(c, 1) > 1e-5
-        (2x gives 0.5, 1.1x gives 0.09, 1.001x gives 1e-3).
+        (2x gives 0.5, 1.1x gives 0.09, 1.001x gives 1e-3), on every element
+        larger than about 1e7 times its difference's rounding noise (the
+        printout counts the others).
     upstream : number or array of the output's shape, optional
         d(loss)/d(output).  Defaults to 1 for a scalar output and to a random
         normal array (from ``seed``) otherwise, so every output element counts.
@@ -471,7 +484,12 @@ def gradcheck(
     Raises
     ------
     CheckError
-        If no input or parameter needs a gradient, or eps or tol is unusable.
+        If feeds is not a mapping, no input or parameter needs a gradient,
+        eps, tol or seed is unusable, or the forward pass fails (or jumps)
+        when an input is moved: labels or indices left needing a gradient
+        are named, with the fix (``requires_grad=False``).
+    FeedTypeError
+        If a feed is not real numbers.
 
     Notes
     -----
