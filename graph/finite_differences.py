@@ -29,6 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from graph.errors import CheckError
+
 #: Machine epsilon of float64: the relative rounding of one operation.
 EPSILON = float(np.finfo(np.float64).eps)
 #: An element's step is relative to its own size, but never below this fraction of its input's typical size.
@@ -63,8 +65,9 @@ def numerical_gradient(function: Callable[[], Any], x: np.ndarray, upstream: Any
 
     Raises
     ------
-    TypeError
-        If x is not a writable, contiguous float64 array.
+    CheckError
+        If x is not a writable, C-contiguous float64 array (a transposed
+        array would be perturbed through a copy, silently).
     """
     gradient, _ = centered_differences(function, x, upstream, np.full(x.shape, float(eps)))
     return gradient
@@ -110,9 +113,17 @@ def centered_differences(
         ``step`` the one actually taken (``x + h`` is rounded); ``noise[i]``
         is the rounding error to expect in it, ``EPSILON * sum(|upstream|
         (|f(x + h)| + |f(x - h)|)) / step`` over the output elements that changed.
+
+    Raises
+    ------
+    CheckError
+        If x is not a writable, C-contiguous float64 array.
     """
     if not (isinstance(x, np.ndarray) and x.dtype == np.float64 and x.flags.writeable and x.flags.c_contiguous):
-        raise TypeError("finite differences perturb x in place: x must be a writable, C-contiguous float64 array")
+        raise CheckError(
+            "finite differences perturb x in place: x must be a writable, C-contiguous float64 array "
+            "(np.array(x, dtype=np.float64, order='C') makes one)"
+        )
     gradient, noise = np.zeros(x.shape), np.zeros(x.shape)
     flat_x, flat_steps = x.reshape(-1), steps.reshape(-1)
     for i in range(x.size) if flat_indices is None else flat_indices:

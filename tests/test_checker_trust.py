@@ -199,6 +199,12 @@ def test_steps_follow_each_element_and_never_vanish():
     np.testing.assert_allclose(numerical_gradient(lambda: x**2, x), 2 * x, rtol=1e-9)
 
 
+def test_numerical_gradient_refuses_an_array_it_would_perturb_through_a_copy():
+    W = np.ones((3, 2))
+    with pytest.raises(CheckError, match="C-contiguous float64"):
+        numerical_gradient(lambda: W.T.sum(), W.T)  # reshape(-1) of W.T is a copy: x would never move
+
+
 def test_the_step_actually_taken_is_used():
     x = np.array([1e8, 3.0])
     gradient, noise = centered_differences(lambda: x.copy(), x, 1.0, np.full(2, 1e-6))  # 1e8 + 1e-6 is rounded
