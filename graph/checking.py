@@ -1,319 +1,102 @@
 """Checking analytic gradients against numeric ones.
 
-:func:`numerical_gradient` is the one finite-difference helper: the tests,
-and the checks below, all use it.
+The finite differences themselves live in :mod:`graph.finite_differences`
+(``numerical_gradient``, importable from here too), the results and their
+grading in :mod:`graph.check_results` (importable from here too).  The checks:
 
 * :func:`gradcheck` compares ``g.backward()`` with centered differences for
-  every input and parameter of a graph that needs a gradient;
+  every element of every input and parameter of a graph that needs a gradient;
 * :func:`check_gate` does the same for one gate on its own (your custom gate);
 * :func:`check_gates` finds the broken gate of a graph: every gate on its
   own, at the inputs it received in one forward pass;
 * :func:`jacobian` builds the full Jacobian, one backward per output element.
 
 The first two return a :class:`GradientCheckResult` (:func:`check_gates`, one
-per gate in a :class:`GatesCheckResult`): truthy when every
-gradient agrees, and printable with the course's grading of the relative
-error ``|a - n| / max(|a|, |n|)``::
+per gate in a :class:`GatesCheckResult`): truthy when every gradient agrees,
+and printable with the course's grading of the relative error
+``|a - n| / max(|a|, |n|)``::
 
     <= 1e-7   good
     <= 1e-4   fine where a kink (max, min, ReLU) explains it, too high otherwise
     <= 1e-2   uncomfortable
     >  1e-2   wrong
+
+How an element is graded, on its own scale:
+
+* the step of its finite difference is relative to its own magnitude
+  (:func:`graph.finite_differences.step_sizes`), so gates are checked alike at
+  1e-4 and at 1e8;
+* the relative error is ``|a - n| / max(|a|, |n|, floor)``, where the floor
+  of that element is ``NOISE_FLOOR`` (1e7) times the rounding noise of its own
+  finite difference (or, if larger, machine epsilon times the largest
+  gradient of the same input: the rounding of backward's own sums).  With the
+  default tolerance 1e-5, an element passes when it is within 1e-5 of the
+  numeric gradient relative to itself, or within 100 times the noise of the
+  difference: nothing else of the graph sets its scale.  A gradient 1.001x too
+  large, anywhere, fails unless that element is so small that its difference
+  is mostly rounding noise; the printout counts such elements.
+* ``None`` returned for an input that needs a gradient counts as a zero
+  gradient; an input that cannot be perturbed (forward fails, or the output
+  jumps: labels, indices) and gets ``None`` is not checked, and says why.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from gates.base import wrong_input_count
+from gates.base import Gate, wrong_input_count
 from graph import gate_state
-from graph.errors import CheckError, FeedTypeError, JacobianTooLargeError
+from graph.check_results import (
+    DEFAULT_TOL,
+    FLOOR,
+    NOISE_FLOOR,
+    DirectionalCheck,
+    GatesCheckResult,
+    GradientCheckResult,
+    InputCheck,
+    band,
+    noise_floor,
+    relative_error,
+)
+from graph.errors import CheckError, FeedTypeError, GateForwardError, GradientError, GraphError, JacobianTooLargeError
+from graph.finite_differences import (
+    EPSILON,
+    centered_differences,
+    directional_derivative,
+    numerical_gradient,
+    refine_noisy,
+    step_sizes,
+)
 from graph.node import PARAM
 from graph.values import check_gradients, check_output, to_array
 
-#: Default tolerance on the relative error: ten times the worst rounding
-#: error seen on correct gates with eps = 1e-6; see :func:`gradcheck`.
-DEFAULT_TOL = 1e-5
-#: Relative errors are divided by at least FLOOR and RELATIVE_FLOOR times the
-#: largest gradient element of the check; see :func:`error_floor`.
-FLOOR = 1e-8
-RELATIVE_FLOOR = 1e-3
+__all__ = [
+    "gradcheck",
+    "check_gate",
+    "check_gates",
+    "jacobian",
+    "numerical_gradient",
+    "relative_error",
+    "noise_floor",
+    "band",
+    "GradientCheckResult",
+    "GatesCheckResult",
+    "InputCheck",
+    "DirectionalCheck",
+    "DEFAULT_TOL",
+    "NOISE_FLOOR",
+    "FLOOR",
+]
+
 #: check_gates compares at most this many elements of each input, drawn at random.
 DEFAULT_SAMPLE = 64
+#: check_gates follows this many random directions through an input it samples.
+DEFAULT_DIRECTIONS = 2
 #: jacobian refuses to build more elements than this (80 MB of float64).
 MAX_JACOBIAN_ELEMENTS = 10_000_000
-
-_BANDS = (
-    (1e-7, "good"),
-    (1e-4, "acceptable with kinks, high without"),
-    (1e-2, "uncomfortable"),
-    (np.inf, "wrong"),
-)
-
-
-
-def numerical_gradient(function: Callable[[], Any], x: Any, upstream: Any = 1.0, eps: float = 1e-6) -> Any:
-    """Centered differences of ``sum(upstream * function())`` with respect to ``x``.
-
-    Computed as ``sum(upstream * (f(x + eps) - f(x - eps))) / (2 eps)``, which
-    keeps the rounding noise to the output elements each x[i] changes.
-
-    Parameters
-    ----------
-    function : callable with no arguments
-        Recomputes the output from the current contents of ``x``.
-    x : float64 array
-        Changed in place one element at a time (x[i] + eps, x[i] - eps) and
-        restored exactly afterwards.
-    upstream : number or array of the output's shape
-        Weights the output elements, so every element matters.
-    eps : float
-        Half the step of the centered difference.
-
-    Returns
-    -------
-    array of x's shape: (f(x + eps) - f(x - eps)) / (2 eps) per element.
-    """
-    if not (isinstance(x, np.ndarray) and x.dtype == np.float64 and x.flags.writeable and x.flags.c_contiguous):
-        raise TypeError("numerical_gradient perturbs x in place: x must be a writable, contiguous float64 array")
-    return _centered_differences(function, x, upstream, eps, range(x.size))
-
-
-def _centered_differences(function: Callable[[], Any], x: np.ndarray, upstream: Any, eps: float, flat_indices) -> np.ndarray:
-    """:func:`numerical_gradient` at the flat indices given, in their order; the other elements stay 0.
-
-    The two outputs are subtracted before they are weighted and summed: the
-    output elements that x[i] does not affect cancel exactly, so the rounding
-    noise is that of the affected elements only, not of the whole output
-    (for x @ W, one column instead of every element).
-    """
-    gradient = np.zeros(x.shape)
-    flat_x, flat_gradient = x.reshape(-1), gradient.reshape(-1)
-    for i in flat_indices:
-        saved = flat_x[i]
-        flat_x[i] = saved + eps
-        plus = np.array(function(), dtype=np.float64)  # a copy: an output may be a view of x
-        flat_x[i] = saved - eps
-        difference = plus - np.asarray(function(), dtype=np.float64)  # before x is restored
-        flat_x[i] = saved
-        flat_gradient[i] = np.sum(upstream * difference) / (2.0 * eps)
-    return gradient
-
-
-def relative_error(analytic: Any, numeric: Any, floor: float = FLOOR) -> np.ndarray:
-    """``|a - n| / max(|a|, |n|, floor)`` elementwise: the course's relative error.
-
-    The floor keeps two near-zero numbers (a gradient that is 0, and its
-    finite difference that is 1e-11 of rounding noise) from counting as 100 %
-    apart; below it the error is absolute.  A NaN counts as an infinite error.
-    """
-    analytic = np.asarray(analytic, dtype=np.float64)
-    numeric = np.asarray(numeric, dtype=np.float64)
-    scale = np.maximum(np.maximum(np.abs(analytic), np.abs(numeric)), floor)
-    with np.errstate(invalid="ignore"):
-        error = np.abs(analytic - numeric) / scale
-    return np.where(np.isnan(error), np.inf, error)
-
-
-def error_floor(analytics: list[np.ndarray]) -> float:
-    """The floor of the relative error for one check: ``max(FLOOR, RELATIVE_FLOOR * max |analytic|)``.
-
-    A finite difference has rounding noise of about 1e-10 times the size of
-    the output, whatever the element: an element a thousand times smaller
-    than the largest gradient is therefore compared in absolute terms.
-    """
-    largest = max((float(np.nanmax(np.abs(a))) for a in analytics if a.size), default=0.0)
-    return max(FLOOR, RELATIVE_FLOOR * largest) if np.isfinite(largest) else FLOOR
-
-
-def band(error: float) -> str:
-    """How the course grades a relative error: good, ..., wrong."""
-    for limit, words in _BANDS:
-        if error <= limit:
-            return words
-    return "wrong"  # NaN
-
-
-@dataclass
-class InputCheck:
-    """The comparison for one input (or parameter).
-
-    Attributes
-    ----------
-    name : str
-    analytic, numeric : float64 arrays of the input's shape
-        The backward pass's gradient and the centered differences.
-    rel_error : float64 array of the input's shape
-        :func:`relative_error` per element.
-    kinks : bool array of the input's shape
-        Where the finite difference crossed a kink: some max/min/ReLU winner
-        was not the same at x - eps as at x + eps.
-    kink_gates : list of str
-        Names of the gates whose winner changed.
-    checked : bool array of the input's shape, or None
-        The elements compared when only a random sample was
-        (:func:`check_gates` on a large input): elsewhere ``numeric`` is NaN
-        and ``rel_error`` 0.  None when every element was compared.
-    """
-
-    name: str
-    analytic: np.ndarray
-    numeric: np.ndarray
-    rel_error: np.ndarray
-    kinks: np.ndarray
-    kink_gates: list[str] = field(default_factory=list)
-    checked: np.ndarray | None = None
-
-    @property
-    def checked_count(self) -> int:
-        """How many elements were compared."""
-        return self.rel_error.size if self.checked is None else int(self.checked.sum())
-
-    @property
-    def max_rel_error(self) -> float:
-        """The largest relative error over the elements (0 for an empty input)."""
-        return float(self.rel_error.max()) if self.rel_error.size else 0.0
-
-    @property
-    def worst_index(self) -> tuple[int, ...]:
-        """Index of the element with the largest relative error (() for a scalar)."""
-        if self.rel_error.size == 0:
-            return ()
-        return tuple(int(i) for i in np.unravel_index(np.argmax(self.rel_error), self.rel_error.shape))
-
-    @property
-    def max_rel_error_off_kinks(self) -> float:
-        """The largest relative error among elements whose difference crossed no kink."""
-        clean = self.rel_error[~self.kinks]
-        return float(clean.max()) if clean.size else 0.0
-
-
-class GradientCheckResult:
-    """What :func:`gradcheck` or :func:`check_gate` found.  Truthy when every gradient agrees.
-
-    Attributes
-    ----------
-    checks : dict of str to InputCheck
-        One comparison per input and parameter, in graph order.
-    tol, eps : float
-        The tolerance on the relative error and the finite-difference step.
-    subject : str
-        What was checked, for the printout.
-    skipped : list of str
-        Inputs not checked because backward returned None for them (check_gate).
-    """
-
-    def __init__(self, checks: list[InputCheck], tol: float, eps: float, subject: str, skipped=(), skip_reasons=None):
-        self.checks = {check.name: check for check in checks}
-        self.tol = tol
-        self.eps = eps
-        self.subject = subject
-        self.skipped = list(skipped)
-        self.skip_reasons = dict(skip_reasons or {})
-
-    @property
-    def ok(self) -> bool:
-        """True when every relative error is at most ``tol``."""
-        return self.max_rel_error <= self.tol
-
-    @property
-    def ok_away_from_kinks(self) -> bool:
-        """True when every relative error is at most ``tol`` where no finite difference crossed a kink."""
-        return all(check.max_rel_error_off_kinks <= self.tol for check in self.checks.values())
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    @property
-    def max_rel_error(self) -> float:
-        """The largest relative error over every element of every input."""
-        return max((check.max_rel_error for check in self.checks.values()), default=0.0)
-
-    @property
-    def errors(self) -> dict[str, float]:
-        """The largest relative error per input name."""
-        return {name: check.max_rel_error for name, check in self.checks.items()}
-
-    @property
-    def worst(self) -> tuple[str, tuple[int, ...]] | None:
-        """(input name, element index) of the largest error, None if nothing was checked."""
-        if not self.checks:
-            return None
-        check = max(self.checks.values(), key=lambda item: item.max_rel_error)
-        return check.name, check.worst_index
-
-    @property
-    def crossed_kink(self) -> bool:
-        """Whether any finite difference crossed a kink of a max/min/ReLU-family gate."""
-        return any(bool(check.kinks.any()) for check in self.checks.values())
-
-    def __getitem__(self, name: str) -> InputCheck:
-        return self.checks[name]
-
-    def __repr__(self) -> str:
-        verdict = "ok" if self.ok else "FAILED"
-        return f"<GradientCheckResult {verdict}: max relative error {self.max_rel_error:.2e}, tol {self.tol:g}>"
-
-    def __str__(self) -> str:
-        verdict = "passed" if self.ok else "FAILED"
-        header = (
-            f"gradient check of {self.subject}: {verdict} "
-            f"(max relative error {self.max_rel_error:.2e}, tol {self.tol:g}, eps {self.eps:g})"
-        )
-        return "\n".join([header, *self._detail_lines()])
-
-    def _detail_lines(self) -> list[str]:
-        """One line per input (two for a bad one), then the kink warnings."""
-        lines = []
-        width = max((len(name) for name in [*self.checks, *self.skipped]), default=0)
-        shapes = {
-            name: f"shape {check.rel_error.shape}" if check.rel_error.ndim else "scalar"
-            for name, check in self.checks.items()
-        }
-        shape_width = max([14, *(len(shape) + 1 for shape in shapes.values())])
-        for name, check in self.checks.items():
-            error = check.max_rel_error
-            where = f" at {list(check.worst_index)}" if check.rel_error.ndim else ""
-            shape = shapes[name]
-            mark = "ok " if error <= self.tol else "BAD"
-            sample = (
-                f"  (checked on a random sample of {check.checked_count} of {check.rel_error.size} elements)"
-                if check.checked is not None
-                else ""
-            )
-            lines.append(f"  {mark} {name:<{width}}  {shape:<{shape_width}} {error:.2e}{where}  {band(error)}{sample}")
-            if error > self.tol:
-                index = check.worst_index
-                lines.append(
-                    f"        analytic {check.analytic[index] + 0.0:.6g} vs numeric {check.numeric[index] + 0.0:.6g}"
-                )
-        for name in self.skipped:
-            why = self.skip_reasons.get(name, "backward returned None (no gradient)")
-            lines.append(f"  --  {name:<{width}}  not checked: {why}")
-        for check in self.checks.values():
-            count = int(check.kinks.sum())
-            if count:
-                gate_names = ", ".join(repr(name) for name in check.kink_gates)
-                first = [int(i) for i in np.argwhere(check.kinks)[0]] if check.kinks.ndim else []
-                where = f" at {first}" if count == 1 else f", the first at {first}"
-                where = "" if not check.kinks.ndim else where
-                away = (
-                    f" Away from kinks the largest error is {check.max_rel_error_off_kinks:.2e}."
-                    if count < check.kinks.size
-                    else ""
-                )
-                lines.append(
-                    f"  warning: {count} finite difference{'s' if count > 1 else ''} for {check.name!r}{where} "
-                    f"crossed a kink of {gate_names} (the winner changed between x - eps and x + eps): "
-                    f"there the difference is no derivative, and a large error does not mean a wrong "
-                    f"gradient.{away}"
-                )
-        return lines
-
 
 def gradcheck(
     g: Any,
@@ -323,7 +106,14 @@ def gradcheck(
     upstream: Any = None,
     seed: int = 0,
 ) -> GradientCheckResult:
-    """Compare ``g.backward()`` with centered differences for every input and parameter needing a gradient.
+    """Compare ``g.backward()`` with centered differences for every element of every input and parameter needing one.
+
+    Each element is graded on its own scale (see the module docstring): its
+    step is ``eps`` relative to its magnitude, and its relative error
+    ``|a - n| / max(|a|, |n|, floor)`` has a floor of ``NOISE_FLOOR`` times
+    the rounding noise of its own difference, so a small gradient beside
+    large ones is held to the same tolerance.  ``None`` from a gate counts
+    as a zero gradient.
 
     Parameters
     ----------
@@ -331,13 +121,19 @@ def gradcheck(
     feeds : mapping of input name to number or array
         As for ``g.forward``.  Copied: your arrays are never perturbed.
     eps : float
-        Half the step of the centered difference (x + eps and x - eps), > 0.
+        Relative half step, > 0: element x[i] is moved to x[i] ± eps *
+        max(|x[i]|, a thousandth of the input's root mean square), or ± eps
+        if the input is all zeros (:func:`graph.finite_differences.step_sizes`).
+        Where rounding noise drowns a difference the step grows, checked
+        against half of it (:func:`graph.finite_differences.refine_noisy`).
     tol : float
         Largest relative error that passes.  The default 1e-5 passes correct
         gates in float64 (typically 1e-11 to 1e-8; the worst seen over
-        thousands of random checks of every gate is below 1e-6) and fails a
+        thousands of random checks of every gate is below 2e-7) and fails a
         gradient off by any constant factor c with |c - 1| / max(c, 1) > 1e-5
-        (2x gives 0.5, 1.1x gives 0.09, 1.001x gives 1e-3).
+        (2x gives 0.5, 1.1x gives 0.09, 1.001x gives 1e-3), on every element
+        larger than about 1e7 times its difference's rounding noise (the
+        printout counts the others).
     upstream : number or array of the output's shape, optional
         d(loss)/d(output).  Defaults to 1 for a scalar output and to a random
         normal array (from ``seed``) otherwise, so every output element counts.
@@ -352,7 +148,12 @@ def gradcheck(
     Raises
     ------
     CheckError
-        If no input or parameter needs a gradient, or eps or tol is unusable.
+        If feeds is not a mapping, no input or parameter needs a gradient,
+        eps, tol or seed is unusable, or the forward pass fails (or jumps)
+        when an input is moved: labels or indices left needing a gradient
+        are named, with the fix (``requires_grad=False``).
+    FeedTypeError
+        If a feed is not real numbers.
 
     Notes
     -----
@@ -375,7 +176,8 @@ def gradcheck(
     True
     """
     _check_step(eps, tol)
-    feeds = {name: np.array(value, dtype=np.float64) for name, value in (feeds or {}).items()}
+    _check_seed(seed)
+    feeds = _float64_feeds(feeds)
     order = g.nodes_topologically_sorted()
     gate_nodes = [node for node in order if node.gate is not None]
     with g.last_pass_kept(), g.computing_in(np.float64):
@@ -396,18 +198,34 @@ def gradcheck(
             lambda node: (node.gate, [g.value(source) for source in node.inputs]),
         )
         by_name = g.nodes_by_name
-        rows = []
+        checks = []
         for name, gradient in analytic.items():
-            where = g.params if by_name[name].kind is PARAM else feeds
+            kind = by_name[name].kind
+            where = g.params if kind is PARAM else feeds
             original = where[name]
             perturbed = where[name] = np.array(original, dtype=np.float64, order="C")
+            steps = step_sizes(perturbed, eps)
             try:
-                numeric, kinks, crossed = watcher.differences(forward, perturbed, upstream, eps)
+                numeric, noise, kinks, crossed = watcher.differences(forward, perturbed, upstream, steps)
+                if not gradient.any() and _jumps(forward, perturbed, upstream, steps, numeric):
+                    raise CheckError(
+                        f"{kind} {name!r} gets no gradient, and the output jumps when it is moved by ±eps "
+                        f"(integers: labels or indices?): {_labels_advice(name, kind)}"
+                    )
+                refine_noisy(forward, perturbed, upstream, steps, numeric, noise, gradient, kinks)
+            except CheckError:
+                raise
+            except GraphError as error:
+                advice = _labels_advice(name, kind) if not gradient.any() else "check it away from the edges of the domain"
+                raise CheckError(
+                    f"moving {kind} {name!r} by ±eps (relative to its size) makes the forward pass fail: {advice}. "
+                    f"The error: {error}"
+                ) from None
             finally:
                 where[name] = original
-            rows.append((name, gradient, numeric, kinks, crossed))
+            checks.append(_input_check(name, gradient, numeric, noise, kinks, crossed))
     output_name = g.output.name if g.output is not None else "output"
-    return GradientCheckResult(_compare(rows), tol, eps, f"graph output {output_name!r}{_dtype_note(g.dtype)}")
+    return GradientCheckResult(checks, tol, eps, f"graph output {output_name!r}{_dtype_note(g.dtype)}")
 
 
 def check_gate(
@@ -418,16 +236,18 @@ def check_gate(
     upstream: Any = None,
     seed: int = 0,
 ) -> GradientCheckResult:
-    """Check one gate's backward against centered differences of its forward.
+    """Check one gate's backward against centered differences of its forward, element by element.
 
     The gate runs on its own, in float64, on copies of ``inputs``.  Its
     backward gets a random upstream gradient (from ``seed``), so every output
     element matters.  What it returns goes through the graph's own check
     (:func:`graph.values.check_gradients`: count, type, shape, and summing
-    broadcast axes); ``None`` means "no gradient" and is not compared.  A gate
-    that belongs to a graph is left exactly as it was (cache, state,
-    generator), so checking it between a forward and a backward changes
-    nothing.
+    broadcast axes).  ``None`` for an input is compared as a zero gradient,
+    unless the input cannot be perturbed (forward fails, or the output jumps:
+    labels, indices): then it is not checked, and the result says why.  A
+    gate that belongs to a graph is left exactly as it was (cache, state,
+    generator, arrays it holds), so checking it between a forward and a
+    backward changes nothing.
 
     Parameters
     ----------
@@ -447,12 +267,15 @@ def check_gate(
     Raises
     ------
     CheckError
-        For a class instead of a gate, the wrong number of inputs, or inputs
-        that are not real numbers.
-    GateForwardError, GradientError
-        If forward returns something that is not real numbers, or backward
-        returns the wrong number of gradients, a wrong type, or a gradient
-        of the wrong shape.
+        For a class instead of a gate, a gate without forward or backward,
+        the wrong number of inputs, inputs that are not real numbers, a
+        negative seed, or a forward that fails when an input that gets a
+        gradient is moved by eps.
+    GateForwardError
+        If forward fails on the inputs, or returns something that is not real numbers.
+    GradientError
+        If backward fails, or returns the wrong number of gradients, a wrong
+        type, or a gradient of the wrong shape.
 
     Examples
     --------
@@ -461,9 +284,13 @@ def check_gate(
     True
     """
     _check_step(eps, tol)
+    _check_seed(seed)
     gate_name = _check_gate_and_inputs(gate, inputs)
     names = _input_names(gate, len(inputs))
-    arrays = [to_array(value, np.dtype(np.float64), "check_gate input", name) for value, name in zip(inputs, names)]
+    arrays = [
+        np.array(to_array(value, np.dtype(np.float64), "check_gate input", name), order="C")
+        for value, name in zip(inputs, names)
+    ]
     return _check_alone(
         gate, arrays, names, f"gate {gate_name}", eps, tol, lambda output: _default_upstream(upstream, output, seed)
     )
@@ -478,6 +305,7 @@ def check_gates(
     tol: float = DEFAULT_TOL,
     seed: int = 0,
     max_elements: int | None = DEFAULT_SAMPLE,
+    directions: int = DEFAULT_DIRECTIONS,
 ) -> GatesCheckResult:
     """Find the broken gate: check every gate of a graph on its own, at the inputs it received in one pass.
 
@@ -485,10 +313,15 @@ def check_gates(
     you *where*.  One forward pass runs (in the graph's mode); then each gate,
     in topological order, runs alone in float64 on copies of the values that
     went into it in that pass, and its backward is compared with centered
-    differences of its forward, as :func:`check_gate` does.  A gate is wrong
-    when its relative error exceeds ``tol`` away from kinks; one whose only
-    large errors are where a finite difference crossed a kink (a ReLU input of
-    exactly 0, a tie in a max) passes, with a warning.
+    differences of its forward, as :func:`check_gate` does (same grading,
+    ``None`` compared as zeros).  An input larger than ``max_elements`` is
+    compared element by element on a random sample, and as a whole along
+    ``directions`` random directions (PyTorch's fast gradcheck: the change of
+    the output from x - v to x + v against ``sum(gradient * 2v)``), so that
+    every element is seen.  A gate is wrong when its relative error exceeds
+    ``tol`` away from kinks; one whose only large errors are where a finite
+    difference crossed a kink (a ReLU input of exactly 0, a tie in a max)
+    passes, with a warning.
 
     Parameters
     ----------
@@ -503,22 +336,28 @@ def check_gates(
     eps, tol : float
         As for :func:`gradcheck`.
     seed : int
-        Seeds the random upstream gradients and samples.
+        Seeds the random upstream gradients, samples and directions (>= 0).
     max_elements : int or None
-        An input with more elements is checked on a random sample of this
-        many (two forwards of the gate per element); None checks every one.
+        An input with more elements is checked element by element on a
+        random sample of this many (two forwards of the gate per element);
+        None checks every one.
+    directions : int
+        Random directions followed through each sampled input (two forwards
+        each), >= 1.
 
     Returns
     -------
     GatesCheckResult
         Truthy when no gate is wrong; ``wrong`` names the wrong gates in
-        topological order; ``str()`` grades every gate, one section each.
+        topological order; ``str()`` grades every gate, one section each, and
+        says "all gates passed" only when every element of every input was
+        seen and no difference crossed a kink.
 
     Raises
     ------
     CheckError
-        If eps, tol or max_elements is unusable, or no gate has an input
-        needing a gradient.
+        If eps, tol, seed, max_elements or directions is unusable, or no gate
+        has an input needing a gradient.
     GraphError
         If the forward pass fails (a bad feed, a gate failing in forward).
 
@@ -530,7 +369,7 @@ def check_gates(
     backward fails, or returns gradients of the wrong shape) is wrong, with
     the error.  Random gates (dropout) draw the numbers of the pass again in
     every forward of their check.  The graph is left exactly as it was: its
-    last pass, every gate's cache, state and generator
+    last pass, every gate's cache, state, generator and arrays
     (``g.last_pass_kept()``); parameters and feeds are never perturbed.
 
     Examples
@@ -546,10 +385,11 @@ def check_gates(
     (True, [])
     """
     _check_step(eps, tol)
-    if max_elements is not None and (
-        isinstance(max_elements, bool) or not isinstance(max_elements, (int, np.integer)) or max_elements < 1
-    ):
+    _check_seed(seed)
+    if max_elements is not None and not _is_positive_int(max_elements):
         raise CheckError(f"max_elements must be a positive integer or None, got {max_elements!r}")
+    if not _is_positive_int(directions):
+        raise CheckError(f"directions must be a positive integer, got {directions!r}")
     if upstream is not None:
         try:
             constant = float(upstream)
@@ -587,114 +427,13 @@ def check_gates(
             subject = f"gate {node.name!r} ({type(node.gate).__name__})"
             try:
                 results[node.name] = _check_alone(
-                    node.gate, arrays, names, subject, eps, tol, upstream_for, needs, sample, before[node.name], node.name
+                    node.gate, arrays, names, subject, eps, tol, upstream_for, needs, sample, before[node.name],
+                    node.name, directions, rng,
                 )
             except Exception as error:  # a backward that raises is a wrong gate: say so and go on
                 failures[node.name] = f"{type(error).__name__}: {error}"
     subjects = {node.name: f"gate {node.name!r} ({type(node.gate).__name__})" for node in gate_nodes}
     return GatesCheckResult(results, failures, unchecked, subjects, tol, eps, g.training, _dtype_note(g.dtype))
-
-
-class GatesCheckResult:
-    """What :func:`check_gates` found, gate by gate.  Truthy when no gate is wrong.
-
-    Attributes
-    ----------
-    gates : dict of node name to GradientCheckResult
-        The check of each gate with an input needing a gradient, in
-        topological order.
-    failures : dict of node name to str
-        Gates whose check raised (e.g. their backward failed), with the error.
-    unchecked : list of str
-        Gates none of whose inputs needs a gradient (computed from data only).
-    tol, eps : float
-    """
-
-    def __init__(
-        self,
-        gates: Mapping[str, GradientCheckResult],
-        failures: Mapping[str, str],
-        unchecked: list[str],
-        subjects: Mapping[str, str],
-        tol: float,
-        eps: float,
-        training: bool,
-        dtype_note: str,
-    ):
-        self.gates = dict(gates)
-        self.failures = dict(failures)
-        self.unchecked = list(unchecked)
-        self.tol = tol
-        self.eps = eps
-        self._subjects = subjects
-        self._order = [name for name in subjects if name in self.gates or name in self.failures]
-        self._training = training
-        self._dtype_note = dtype_note
-
-    @property
-    def wrong(self) -> list[str]:
-        """Names of the gates whose gradient is wrong (above tol away from kinks, or whose check raised), in topological order."""
-        return [name for name in self._order if name in self.failures or not self.gates[name].ok_away_from_kinks]
-
-    @property
-    def kinks(self) -> list[str]:
-        """Names of the gates that pass, but only away from kinks: large errors only where a difference crossed one."""
-        wrong = set(self.wrong)
-        return [name for name in self._order if name in self.gates and not self.gates[name].ok and name not in wrong]
-
-    @property
-    def ok(self) -> bool:
-        """True when no gate is wrong."""
-        return not self.wrong
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-    def __getitem__(self, name: str) -> GradientCheckResult:
-        return self.gates[name]
-
-    def __repr__(self) -> str:
-        wrong = self.wrong
-        verdict = "ok" if not wrong else f"wrong: {', '.join(wrong)}"
-        return f"<GatesCheckResult {verdict}; {len(self._order)} gates checked, tol {self.tol:g}>"
-
-    def __str__(self) -> str:
-        wrong, kinks = self.wrong, self.kinks
-        count = len(self._order)
-        if wrong:
-            names = ", ".join(repr(name) for name in wrong)
-            header = f"check_gates: {len(wrong)} of {count} gate{'s' if count != 1 else ''} wrong: {names}"
-        else:
-            header = f"check_gates: all {count} gate{'s' if count != 1 else ''} passed"
-        if kinks:
-            header += f"; {len(kinks)} only away from kinks: " + ", ".join(repr(name) for name in kinks)
-        mode = "training" if self._training else "evaluation"
-        lines = [
-            header,
-            f"Each gate alone, at the inputs it received in one forward pass ({mode} mode),",
-            f"against centered differences with a random upstream gradient (eps {self.eps:g}, tol {self.tol:g})"
-            f"{self._dtype_note}.",
-        ]
-        for name in self._order:
-            lines.append("")
-            if name in self.failures:
-                lines.append(f"{self._subjects[name]}: FAILED: the check raised {self.failures[name]}")
-                continue
-            result = self.gates[name]
-            if result.ok:
-                verdict = "passed"
-            elif result.ok_away_from_kinks:
-                verdict = "passed away from kinks"
-            else:
-                verdict = "FAILED"
-            lines.append(f"{self._subjects[name]}: {verdict} (max relative error {result.max_rel_error:.2e})")
-            lines.extend(result._detail_lines())
-        if self.unchecked:
-            lines.append("")
-            lines.append(
-                "Not checked (no input needs a gradient): " + ", ".join(repr(name) for name in self.unchecked)
-            )
-        return "\n".join(lines)
 
 
 def _check_alone(
@@ -709,15 +448,19 @@ def _check_alone(
     sample: Callable[[int], np.ndarray | None] | None = None,
     replay: tuple | None = None,
     kink_name: str | None = None,
+    directions: int = 0,
+    rng: np.random.Generator | None = None,
 ) -> GradientCheckResult:
     """Run ``gate`` alone on ``arrays`` (float64 copies it may keep), backward once, and compare with differences.
 
     ``upstream_for(output)`` gives the upstream gradient.  ``needs`` is the
     gate's ``needs_input_grad`` during the check (None: every input); inputs
     that need none are not compared.  ``sample(size)`` gives the flat indices
-    to compare for an input of that size (None: all).  Before every forward the
-    gate's generator is rewound to ``replay``'s state (a snapshot; default: now),
-    so random gates draw the same numbers.  The gate is restored afterwards.
+    to compare for an input of that size (None: all); a sampled input is also
+    followed along ``directions`` random directions drawn from ``rng``.  Before
+    every forward the gate's generator is rewound to ``replay``'s state (a
+    snapshot; default: now), so random gates draw the same numbers.  The gate
+    is restored afterwards.
     """
     who = (subject, names)
     taken = gate_state.snapshot(gate)
@@ -735,31 +478,62 @@ def _check_alone(
 
     gate.needs_input_grad = needs  # None: on its own, every input needs a gradient
     try:
-        output = run()
+        try:
+            output = run()
+        except GraphError:
+            raise
+        except Exception as error:
+            shapes = ", ".join(f"{name} {np.shape(a)}" for name, a in zip(names, arrays))
+            raise GateForwardError(f"{subject}: forward failed on {shapes}: {type(error).__name__}: {error}") from error
         upstream = upstream_for(output)
-        returned = gate.backward(upstream)
+        try:
+            returned = gate.backward(upstream)
+        except Exception as error:
+            raise GradientError(f"{subject}: backward failed: {type(error).__name__}: {error}") from error
         gradients = check_gradients(returned, current(), output, np.dtype(np.float64), who)
-        watched = [gate] if _piece(gate, current()) is not None else []
-        watcher = _KinkWatcher(watched, lambda _: (gate, arrays), kink_name)
-        rows, skipped, reasons = [], [], {}
+        watcher = _KinkWatcher([gate] if _piece(gate, current()) is not None else [], lambda _: (gate, arrays), kink_name)
+        checks, skipped, reasons = [], [], {}
         for position, (name, gradient, array) in enumerate(zip(names, gradients, arrays)):
             if needs is not None and not needs[position]:
                 skipped.append(name)
                 reasons[name] = "needs no gradient in the graph"
                 continue
-            if gradient is None:  # "needs no gradient" (labels): nothing to compare
-                skipped.append(name)
-                continue
             indices = sample(array.size) if sample is not None else None
-            numeric, kinks, crossed = watcher.differences(run, array, upstream, eps, indices)
-            checked = None
+            steps = step_sizes(array, eps)
+            try:
+                numeric, noise, kinks, crossed = watcher.differences(run, array, upstream, steps, indices)
+                jumps = gradient is None and _jumps(run, array, upstream, steps, numeric)
+            except Exception as error:
+                if gradient is None:
+                    skipped.append(name)
+                    reasons[name] = (
+                        f"backward returned None, and forward fails when it is moved by ±eps (labels or "
+                        f"indices): {type(error).__name__}: {error}"
+                    )
+                    continue
+                raise CheckError(
+                    f"{subject}: forward fails when {name!r} is moved by ±eps (relative to its size); check "
+                    f"it away from the edges of its domain: {type(error).__name__}: {error}"
+                ) from error
+            if jumps:
+                skipped.append(name)
+                reasons[name] = "backward returned None, and the output jumps when it is moved by ±eps (labels or indices)"
+                continue
+            analytic = np.zeros(array.shape) if gradient is None else np.array(gradient, dtype=np.float64)
+            refine_noisy(run, array, upstream, steps, numeric, noise, analytic.reshape(array.shape), kinks)
+            checked, followed = None, []
             if indices is not None:
                 checked = np.zeros(array.shape, dtype=bool)
                 checked.reshape(-1)[indices] = True
-            rows.append((name, np.array(gradient, dtype=np.float64), numeric, kinks, crossed, checked))
+                for _ in range(directions):
+                    direction = steps * rng.choice([-1.0, 1.0], size=array.shape)
+                    followed.append(watcher.directional(run, array, upstream, direction, analytic))
+            checks.append(
+                _input_check(name, analytic, numeric, noise, kinks, crossed, checked, followed, gradient is None)
+            )
     finally:
         gate_state.restore(gate, taken)
-    return GradientCheckResult(_compare(rows), tol, eps, subject, skipped, reasons)
+    return GradientCheckResult(checks, tol, eps, subject, skipped, reasons)
 
 
 def jacobian(
@@ -774,7 +548,7 @@ def jacobian(
     wrt : Node or str
         Any node that needs a gradient: an input, a parameter or a gate.
     max_elements : int
-        Refuse when the Jacobian would have more elements than this.
+        Refuse when the Jacobian would have more elements than this (a positive integer).
 
     Returns
     -------
@@ -788,12 +562,14 @@ def jacobian(
         4096-wide elementwise layer on a batch of 100 has a 409600 x 409600
         Jacobian; backward never builds it, it multiplies by it implicitly.
     CheckError
-        If ``wrt`` needs no gradient.
+        If ``wrt`` needs no gradient, or max_elements is not a positive integer.
 
     Notes
     -----
     The graph is left exactly as it was (``g.last_pass_kept()``).
     """
+    if not _is_positive_int(max_elements):
+        raise CheckError(f"max_elements must be a positive integer, got {max_elements!r}")
     node = g.node(wrt)
     if not node.requires_grad:
         raise CheckError(f"{node.name!r} needs no gradient ({node.kind}), so it has no Jacobian")
@@ -825,11 +601,11 @@ def jacobian(
 
 
 class _KinkWatcher:
-    """Runs centered differences while watching the pieces of piecewise gates (``gate.piece``).
+    """Runs finite differences while watching the pieces of piecewise gates (``gate.piece``).
 
     ``gate_and_inputs(item)`` gives a watched gate and its current inputs
-    after a forward.  numerical_gradient evaluates x[i] + eps, then
-    x[i] - eps, for i in order, so calls 2i and 2i + 1 belong to element i.
+    after a forward.  The differences evaluate x + h, then x - h, for each
+    element in order, so calls 2i and 2i + 1 belong to the i-th difference.
     """
 
     def __init__(self, watched: list, gate_and_inputs: Callable[[Any], tuple], name: str | None = None):
@@ -837,19 +613,43 @@ class _KinkWatcher:
         self.gate_and_inputs = gate_and_inputs
         self.name = name  # how to call a watched gate in messages; default: its name, or its class
 
-    def differences(self, function, x, upstream, eps, flat_indices=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """Centered differences at ``flat_indices`` (default: every element), kinks crossed, gates crossed.
+    def differences(self, function, x, upstream, steps, flat_indices=None) -> tuple:
+        """(numeric gradient, noise, kinks crossed per element, gates crossed) at ``flat_indices`` (default: all).
 
         Elements not in ``flat_indices`` are NaN in the differences.
         """
         kinks = np.zeros(x.shape, dtype=bool)
         flat_kinks = kinks.reshape(-1)
-        crossed: list[str] = []
         indices = range(x.size) if flat_indices is None else flat_indices
+        crossed: list[str] = []
+
+        def mark(pair: int) -> None:
+            flat_kinks[indices[pair]] = True
+
+        watched = self._watching(function, mark, crossed)
+        gradient, noise = centered_differences(watched, x, upstream, steps, flat_indices)
+        if flat_indices is not None:
+            unchecked = np.ones(x.size, dtype=bool)
+            unchecked[flat_indices] = False
+            gradient.reshape(-1)[unchecked] = np.nan
+        return gradient, noise, kinks, crossed
+
+    def directional(self, function, x, upstream, direction, analytic) -> DirectionalCheck:
+        """The directional derivative along ``direction``, against the change ``analytic`` predicts."""
+        crossings = []
+        watched = self._watching(function, crossings.append, [])
+        change, step, noise = directional_derivative(watched, x, upstream, direction)
+        products = analytic * step
+        predicted = float(np.sum(products))
+        floor = NOISE_FLOOR * max(noise, EPSILON * float(np.sum(np.abs(products))))
+        error = float(relative_error(predicted, change, floor))
+        return DirectionalCheck(predicted, change, error, bool(crossings))
+
+    def _watching(self, function, crossed_at: Callable[[int], Any], crossed: list[str]) -> Callable[[], Any]:
+        """``function``, also noting (``crossed_at(pair)``) each pair of calls across which a watched piece changed."""
         if not self.watched:
-            return self._differences(function, x, upstream, eps, flat_indices), kinks, crossed
-        calls = [0]
-        previous: list = []
+            return function
+        calls, previous = [0], []
 
         def watched_function():
             out = function()
@@ -857,7 +657,7 @@ class _KinkWatcher:
             if calls[0] % 2 == 1:
                 for item, before, after in zip(self.watched, previous, pieces):
                     if not np.array_equal(before, after):
-                        flat_kinks[indices[calls[0] // 2]] = True
+                        crossed_at(calls[0] // 2)
                         name = self.name or getattr(item, "name", None) or type(item).__name__
                         if name not in crossed:
                             crossed.append(name)
@@ -865,17 +665,7 @@ class _KinkWatcher:
             calls[0] += 1
             return out
 
-        return self._differences(watched_function, x, upstream, eps, flat_indices), kinks, crossed
-
-    @staticmethod
-    def _differences(function, x, upstream, eps, flat_indices) -> np.ndarray:
-        if flat_indices is None:
-            return numerical_gradient(function, x, upstream, eps)
-        gradient = _centered_differences(function, x, upstream, eps, flat_indices)
-        unchecked = np.ones(x.size, dtype=bool)
-        unchecked[flat_indices] = False
-        gradient.reshape(-1)[unchecked] = np.nan
-        return gradient
+        return watched_function
 
 
 def _piece(gate: Any, inputs: list) -> Any:
@@ -884,24 +674,37 @@ def _piece(gate: Any, inputs: list) -> Any:
     return piece(*inputs) if callable(piece) else None
 
 
-def _compare(rows: list[tuple]) -> list[InputCheck]:
-    """InputChecks from (name, analytic, numeric, kinks, kink gates[, checked]) rows, with one floor for all.
+def _jumps(function, x, upstream, steps, numeric) -> bool:
+    """Whether the output jumps where x moves: halving the step keeps the change (labels, indices) instead of halving it."""
+    moved = np.flatnonzero(np.nan_to_num(numeric, nan=0.0))
+    if moved.size == 0:
+        return False
+    half, _ = centered_differences(function, x, upstream, steps / 2, moved)
+    return bool(np.any(np.abs(half.reshape(-1)[moved]) > 1.5 * np.abs(numeric.reshape(-1)[moved])))
+
+
+def _labels_advice(name: str, kind: str) -> str:
+    """What to do with labels or indices fed as an input that needs a gradient."""
+    if kind is PARAM:
+        return f"a parameter must be differentiable; {name!r} is not"
+    return (
+        f"if {name!r} holds labels or indices, add it with requires_grad=False: "
+        f"g.add_input({name!r}, requires_grad=False)"
+    )
+
+
+def _input_check(name, analytic, numeric, noise, kinks, crossed, checked=None, directional=(), returned_none=False):
+    """The InputCheck of one input: relative errors with the noise floor of each element.
 
     ``checked`` (a bool mask, or None for all) marks the elements compared;
     elsewhere the relative error is 0.
     """
-    rows = [
-        (row[0], np.asarray(row[1], dtype=np.float64).reshape(row[2].shape), *row[2:5], row[5] if len(row) > 5 else None)
-        for row in rows
-    ]
-    floor = error_floor([row[1] for row in rows])
-    checks = []
-    for name, analytic, numeric, kinks, crossed, checked in rows:
-        error = relative_error(analytic, numeric, floor)
-        if checked is not None:
-            error[~checked] = 0.0
-        checks.append(InputCheck(name, analytic, numeric, error, kinks, crossed, checked))
-    return checks
+    analytic = np.asarray(analytic, dtype=np.float64).reshape(numeric.shape)
+    floor = noise_floor(noise, analytic, numeric)
+    error = relative_error(analytic, numeric, floor)
+    if checked is not None:
+        error[~checked] = 0.0
+    return InputCheck(name, analytic, numeric, error, kinks, crossed, checked, floor, list(directional), returned_none)
 
 
 def _default_upstream(upstream: Any, output: Any, seed: int) -> Any:
@@ -923,6 +726,31 @@ def _check_step(eps: Any, tol: Any) -> None:
             raise CheckError(f"{what} must be a finite number {low}, got {value!r}")
 
 
+def _check_seed(seed: Any) -> None:
+    """CheckError unless seed is an integer >= 0 (what numpy's generators take)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise CheckError(f"seed must be an integer >= 0, got {seed!r}")
+
+
+def _is_positive_int(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value >= 1
+
+
+def _float64_feeds(feeds: Any) -> dict[str, np.ndarray]:
+    """gradcheck's own float64 copies of the feeds, or CheckError/FeedTypeError naming what is wrong."""
+    if feeds is None:
+        return {}
+    if not isinstance(feeds, Mapping):
+        raise CheckError(
+            f"feeds must be a dict of input name to number or array, got {type(feeds).__name__}: "
+            f"write gradcheck(g, {{'x': ...}})"
+        )
+    for name in feeds:
+        if not isinstance(name, str):
+            raise CheckError(f"feeds are named by the input's name (a str), got {name!r}")
+    return {name: np.array(to_array(value, np.dtype(np.float64), "feed", name), order="C") for name, value in feeds.items()}
+
+
 def _check_gate_and_inputs(gate: Any, inputs: tuple) -> str:
     """The gate's class name, after checking it is a gate instance given the right number of inputs."""
     if isinstance(gate, type):
@@ -930,6 +758,9 @@ def _check_gate_and_inputs(gate: Any, inputs: tuple) -> str:
     if not (callable(getattr(gate, "forward", None)) and callable(getattr(gate, "backward", None))):
         raise CheckError(f"check_gate takes a gate (with forward and backward), got {type(gate).__name__}")
     name = type(gate).__name__
+    for method in ("forward", "backward"):
+        if isinstance(gate, Gate) and getattr(type(gate), method) is getattr(Gate, method) and method not in vars(gate):
+            raise CheckError(f"check_gate: {name} does not define {method}(): a gate needs both forward and backward")
     try:
         wrong_count = wrong_input_count(gate, len(inputs))
     except TypeError as error:

@@ -298,7 +298,8 @@ def test_large_inputs_are_checked_on_a_random_sample():
     check = result["MatMulGate_4"].checks["W = w1"]
     assert check.checked_count == 64 and check.checked.shape == (100, 100)
     assert np.isnan(check.numeric[~check.checked]).all() and not np.isnan(check.numeric[check.checked]).any()
-    assert "(checked on a random sample of 64 of 10000 elements)" in str(result)
+    assert "(checked on a random sample of 64 of 10000 elements, all of them along 2 random directions)" in str(result)
+    assert len(check.directional) == 2 and check.every_element_seen
     small, small_feeds = two_layer(N=4, D_in=20, H=8, D_out=3)
     everything = check_gates(small, small_feeds, max_elements=None)["MatMulGate_4"].checks["W = w1"]
     assert everything.checked is None and everything.checked_count == 160 and not np.isnan(everything.numeric).any()
