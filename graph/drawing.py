@@ -22,11 +22,9 @@ import os
 import re
 from typing import Any
 
-import numpy as np
-
 from graph.errors import DrawingError
-from graph.formatting import format_value
 from graph.explain import Contributions, gate_label, gradient_contributions
+from graph.formatting import format_value
 from graph.layout import Layout, column_width_for, gate_size, least_picture_size
 from graph.node import NodeKind
 
