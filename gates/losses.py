@@ -36,19 +36,8 @@ class SquaredErrorGate(Gate):
     symbol = "squared error"
 
     def forward(self, prediction, target):
-        try:
-            shape = np.broadcast_shapes(np.shape(prediction), np.shape(target))
-        except ValueError:
-            raise ValueError(
-                f"SquaredErrorGate: prediction {np.shape(prediction)} and target {np.shape(target)} do not broadcast "
-                f"together: give them one shape"
-            ) from None
-        if shape not in (np.shape(prediction), np.shape(target)):
-            raise ValueError(
-                f"SquaredErrorGate: prediction {np.shape(prediction)} and target {np.shape(target)} broadcast to "
-                f"{shape}, larger than both: give them one shape (e.g. reshape the target to "
-                f"{np.shape(prediction)})"
-            )
+        if np.shape(prediction) != np.shape(target):
+            _check_broadcast(np.shape(prediction), np.shape(target))
         self.difference = prediction - target
         return np.square(self.difference).sum()
 
@@ -56,6 +45,22 @@ class SquaredErrorGate(Gate):
         needs_prediction, needs_target = self.needs_input_grad or (True, True)
         dprediction = (2.0 * upstream) * self.difference
         return (dprediction if needs_prediction else None), (-dprediction if needs_target else None)
+
+
+def _check_broadcast(prediction: tuple, target: tuple) -> None:
+    """ValueError unless one of the two shapes broadcasts to the other."""
+    try:
+        shape = np.broadcast_shapes(prediction, target)
+    except ValueError:
+        raise ValueError(
+            f"SquaredErrorGate: prediction {prediction} and target {target} do not broadcast together: "
+            f"give them one shape"
+        ) from None
+    if shape not in (prediction, target):
+        raise ValueError(
+            f"SquaredErrorGate: prediction {prediction} and target {target} broadcast to {shape}, larger than "
+            f"both: give them one shape (e.g. reshape the target to {prediction})"
+        )
 
 
 def log_softmax_rows(scores: np.ndarray) -> np.ndarray:
