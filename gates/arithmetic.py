@@ -73,11 +73,12 @@ class DivideGate(Gate):
         return dx, dy
 
 
-def _route(upstream, wins, ties):
-    """The whole upstream where this input won, half of it on a tie, none where it lost."""
-    if np.any(ties):
-        return upstream * wins + (0.5 * upstream) * ties
-    return upstream * wins
+def _route(upstream, won, tied):
+    """upstream times the local gradient of max or min: 1 where this input won, 1/2 on a tie, 0 where it lost."""
+    half = np.result_type(upstream).type(0.5)  # in upstream's dtype: float32 stays float32
+    # One expression: numpy reuses its temporaries, so max(0, x) + sum peaks at
+    # 2.3 times x's bytes in forward+backward (scripts/bench.py's memory row).
+    return upstream * (won + half * tied)
 
 
 class MaxGate(Gate):
@@ -174,7 +175,12 @@ class ReciprocalGate(Gate):
 
 
 class PowerGate(Gate):
-    """z = x ** p for a constant exponent p;  dz/dx = p * x ** (p - 1)."""
+    """z = x ** p for a constant exponent p;  dz/dx = p * x ** (p - 1), and 0 for p = 0.
+
+    x: any shape; z: x's shape.  For p = 0, z = 1 everywhere (0 ** 0 = 1, as
+    in numpy and PyTorch) and its gradient is 0, also at x = 0, where
+    ``0 * 0 ** -1`` would give NaN.  Caches x.
+    """
 
     def __init__(self, p: float):
         self.p = float(p)
@@ -182,13 +188,12 @@ class PowerGate(Gate):
 
     def forward(self, x):
         self.x = x
-        return x**self.p  # numpy's ** takes fast paths for p = 2, 0.5, -1 ...
+        return x**self.p
 
     def backward(self, upstream):
-        p = self.p
-        if p == 2.0:  # the common square: 2x, without a call to pow
-            return (upstream * (2.0 * self.x),)
-        return (upstream * (p * np.power(self.x, p - 1.0)),)
+        if self.p == 0.0:  # z is constant
+            return (np.zeros_like(upstream),)
+        return (upstream * (self.p * self.x ** (self.p - 1.0)),)
 
     def __repr__(self) -> str:
         return f"PowerGate(p={self.p:g})"

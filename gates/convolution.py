@@ -31,8 +31,7 @@ class Conv2DGate(Gate):
         dw = sum_n dout[n] @ cols[n].T                    (F, C HH WW)
         db = sum over n, i, j of dout[n, f, i, j]         (F,)
         dx_pad[n, c, s i + k, s j + l] += (w.T @ dout[n])[c, k, l, i, j],
-             one slice addition per kernel offset (k, l): strided for
-             stride > 1, one contiguous run in flat rows for stride 1
+             one strided slice addition per kernel offset (k, l)
 
     Caches the im2col matrix (the one copy of the windows, needed for dw)
     and w; every array keeps the input dtype (float32 stays float32).
@@ -78,10 +77,10 @@ class Conv2DGate(Gate):
         if needs_b:
             db = upstream.sum(axis=(0, 2, 3))
         if needs_x:
-            dx = self._input_gradient(upstream) if self.stride == 1 else self._input_gradient_strided(dout)
+            dx = self._input_gradient(dout)
         return dx, dw, db
 
-    def _input_gradient_strided(self, dout):
+    def _input_gradient(self, dout):
         """dx: the gradient of each window element, w.T @ dout, added back at its KH x KW offsets."""
         N, C, H, W = self.x_shape
         F, _, HH, WW = self.w.shape
@@ -93,31 +92,6 @@ class Conv2DGate(Gate):
             for l in range(WW):
                 dx_pad[:, :, k : k + s * (H_out - 1) + 1 : s, l : l + s * (W_out - 1) + 1 : s] += dcols[:, :, k, l]
         return dx_pad[:, :, p : p + H, p : p + W]
-
-    def _input_gradient(self, upstream):
-        """dx for stride 1: the same KH x KW slice additions, each one contiguous run of memory.
-
-        Output position (i, j) and kernel offset (k, l) meet at padded input
-        (i + k, j + l), which is flat index i Wp + j + (k Wp + l) in rows Wp
-        wide.  So dout is laid on rows Wp wide (the extra columns are zeros),
-        and each offset adds its whole gradient at flat offset k Wp + l: a
-        long contiguous addition instead of H' short rows of W'.  Zeros that
-        spill past a row's end land in the next row, harmlessly.
-        """
-        N, C, H, W = self.x_shape
-        F, _, HH, WW = self.w.shape
-        H_out, W_out = upstream.shape[2:]
-        p = self.padding
-        Hp, Wp = H + 2 * p, W + 2 * p
-        dout = np.zeros((N, F, H_out, Wp), dtype=upstream.dtype)
-        dout[..., :W_out] = upstream
-        dcols = np.matmul(self.w.reshape(F, -1).T, dout.reshape(N, F, H_out * Wp)).reshape(N, C, HH, WW, -1)
-        run = H_out * Wp
-        flat = np.zeros((N, C, Hp * Wp + WW - 1), dtype=dcols.dtype)  # WW - 1 spare: the last zeros spill there
-        for k in range(HH):
-            for l in range(WW):
-                flat[:, :, k * Wp + l : k * Wp + l + run] += dcols[:, :, k, l]
-        return flat[:, :, : Hp * Wp].reshape(N, C, Hp, Wp)[:, :, p : p + H, p : p + W]
 
     def _check_shapes(self, x, w, b) -> None:
         shapes = f"x {np.shape(x)}, w {np.shape(w)}, b {np.shape(b)}"

@@ -17,6 +17,44 @@ import numpy as np
 
 from gates.base import Gate
 
+
+def class_indices(values, count: int, what: str, of: str = "classes") -> np.ndarray:
+    """Class labels or row indices, which arrive as floats, as int64 indices in 0..count-1.
+
+    The one check of every gate that takes indices (EmbeddingGate and the
+    softmax cross-entropy losses).
+
+    Parameters
+    ----------
+    values : array_like
+        Any shape; each must be a whole number in 0..count-1.
+    count : int
+        How many classes (or table rows) there are.
+    what : str
+        How the message names them, e.g. ``"SoftmaxCrossEntropyGate: labels"``.
+    of : str
+        What an index counts, for the message: ``"classes"``, ``"rows of the table"``.
+
+    Returns
+    -------
+    ndarray of int64
+        ``values``' shape.
+
+    Raises
+    ------
+    ValueError
+        Naming the first value that is not a whole number in 0..count-1 (NaN included).
+    """
+    values = np.asarray(values)
+    good = np.isfinite(values) & (values == np.round(values)) & (values >= 0) & (values < count)
+    if not np.all(good):
+        raise ValueError(
+            f"{what} must be class indices 0..{count - 1}, got {values[~good][0]:g}: "
+            f"whole numbers in 0..{count - 1}, one of the {count} {of}"
+        )
+    return values.astype(np.int64)
+
+
 class EmbeddingGate(Gate):
     """z = table[indices]: one row of the table per index;  dz/dtable[v] = sum of upstream over the lookups of v.
 
@@ -28,8 +66,7 @@ class EmbeddingGate(Gate):
     without building the one-hot vectors, so a character-level RNN's
     ``Wxh @ x_t`` is a row lookup.  A repeated index reads the same row
     several times, and the gradient of that row is the sum of their
-    upstream gradients, added from the last position to the first (the
-    order of backpropagation through time).  Caches the integer indices and V.
+    upstream gradients.  Caches the integer indices and V.
     """
 
     symbol = "embed"
@@ -41,7 +78,7 @@ class EmbeddingGate(Gate):
                 f"got indices {np.shape(indices)} and table {np.shape(table)}"
             )
         V = table.shape[0]
-        self.indices = _whole_indices(np.asarray(indices), V, "EmbeddingGate")
+        self.indices = class_indices(indices, V, "EmbeddingGate: indices", "rows of the table")
         self.V, self.D = table.shape
         return table[self.indices]
 
@@ -49,10 +86,7 @@ class EmbeddingGate(Gate):
         indices = self.indices.reshape(-1)
         rows = np.reshape(upstream, (indices.size, self.D))
         dtable = np.zeros((self.V, self.D), dtype=rows.dtype)
-        # np.add.at is unbuffered: a repeated index adds every one of its rows.
-        # Last position first, the order in which backpropagation through time
-        # meets the steps, so the sums repeat min-char-rnn's bit for bit.
-        np.add.at(dtable, indices[::-1], rows[::-1])
+        np.add.at(dtable, indices, rows)  # unbuffered: a repeated index adds every one of its rows
         return None, dtable
 
 
@@ -162,17 +196,3 @@ class ConcatenateGate(Gate):
 
     def __repr__(self) -> str:
         return f"ConcatenateGate(axis={self.axis})"
-
-
-def _whole_indices(indices: np.ndarray, V: int, gate: str) -> np.ndarray:
-    """Float indices as int64 in 0..V-1, or ValueError naming the first bad one."""
-    if indices.dtype.kind in "iu":
-        good = (indices >= 0) & (indices < V)
-    else:
-        good = np.isfinite(indices) & (indices == np.round(indices)) & (indices >= 0) & (indices < V)
-    if not np.all(good):
-        raise ValueError(f"{gate}: indices must be whole numbers in 0..{V - 1} for a table of {V} rows, "
-                         f"got {indices[~good].flat[0]:g}")
-    return indices.astype(np.int64)
-
-

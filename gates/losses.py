@@ -15,23 +15,31 @@ from __future__ import annotations
 import numpy as np
 
 from gates.base import Gate
+from gates.indexing import class_indices
 
 
 class SquaredErrorGate(Gate):
     """L = sum((prediction - target) ** 2);  dL/dprediction = 2 (prediction - target),  dL/dtarget = -dL/dprediction.
 
     prediction: any shape; target: the same shape or one that broadcasts
-    against it; L: a scalar.  The lecture's loss ``np.square(y_pred - y).sum()``
-    as one gate, whose backward is the lecture's ``grad_y_pred = 2.0 * (y_pred - y)``.
+    against it to prediction's shape (or prediction to target's); L: a
+    scalar.  The lecture's loss ``np.square(y_pred - y).sum()`` as one gate,
+    whose backward is the lecture's ``grad_y_pred = 2.0 * (y_pred - y)``.
     The same as SubtractGate, PowerGate(2) and SumGate in a row, with two
-    gates fewer to run (scripts/bench.py).  Caches the difference.
+    gates fewer to run.  Caches the difference.
+
+    Raises ValueError for shapes that broadcast to something larger than
+    both, such as prediction (N, 1) and target (N,): their difference would
+    be N x N, every prediction against every target.
     """
 
     symbol = "squared error"
 
     def forward(self, prediction, target):
+        if np.shape(prediction) != np.shape(target):
+            _check_broadcast(np.shape(prediction), np.shape(target))
         self.difference = prediction - target
-        return np.add.reduce(np.square(self.difference), axis=None)  # .sum() minus its wrapper
+        return np.square(self.difference).sum()
 
     def backward(self, upstream):
         needs_prediction, needs_target = self.needs_input_grad or (True, True)
@@ -39,8 +47,34 @@ class SquaredErrorGate(Gate):
         return (dprediction if needs_prediction else None), (-dprediction if needs_target else None)
 
 
-def _log_softmax_rows(scores: np.ndarray) -> np.ndarray:
-    """log(softmax(scores)) along the last axis, computed as s - max - log(sum(exp(s - max)))."""
+def _check_broadcast(prediction: tuple, target: tuple) -> None:
+    """ValueError unless one of the two shapes broadcasts to the other."""
+    try:
+        shape = np.broadcast_shapes(prediction, target)
+    except ValueError:
+        raise ValueError(
+            f"SquaredErrorGate: prediction {prediction} and target {target} do not broadcast together: "
+            f"give them one shape"
+        ) from None
+    if shape not in (prediction, target):
+        raise ValueError(
+            f"SquaredErrorGate: prediction {prediction} and target {target} broadcast to {shape}, larger than "
+            f"both: give them one shape (e.g. reshape the target to {prediction})"
+        )
+
+
+def log_softmax_rows(scores: np.ndarray) -> np.ndarray:
+    """log(softmax(scores)) along the last axis, computed as s - max - log(sum(exp(s - max))).
+
+    Parameters
+    ----------
+    scores : ndarray, (N, C) or (C,)
+
+    Returns
+    -------
+    ndarray
+        scores' shape and dtype; each row's exp sums to 1.
+    """
     shifted = scores - np.max(scores, axis=-1, keepdims=True)
     return shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
 
@@ -58,7 +92,7 @@ class LogSoftmaxGate(Gate):
     def forward(self, x):
         if x.ndim not in (1, 2):
             raise ValueError(f"LogSoftmaxGate takes scores of shape (C,) or (N, C), got shape {x.shape}")
-        self.out = _log_softmax_rows(x)
+        self.out = log_softmax_rows(x)
         return self.out
 
     def backward(self, upstream):
@@ -95,8 +129,8 @@ class SoftmaxCrossEntropyGate(Gate):
                 f"{() if single else (N,)}, got shape {np.shape(labels)}"
             )
         self.shape = np.shape(scores)
-        self.classes = _class_indices(np.reshape(labels, N), C)
-        log_probs = _log_softmax_rows(scores2)
+        self.classes = class_indices(np.reshape(labels, N), C, "SoftmaxCrossEntropyGate: labels")
+        log_probs = log_softmax_rows(scores2)
         self.probs = np.exp(log_probs)
         return -np.mean(log_probs[np.arange(N), self.classes])
 
@@ -106,14 +140,3 @@ class SoftmaxCrossEntropyGate(Gate):
         dscores[np.arange(N), self.classes] -= 1.0
         dscores *= upstream * (1.0 / N)
         return dscores.reshape(self.shape), None
-
-
-def _class_indices(labels: np.ndarray, C: int) -> np.ndarray:
-    """Float labels (N,) as int64 class indices, or ValueError naming the first bad one."""
-    whole = np.isfinite(labels) & (labels == np.round(labels)) & (labels >= 0) & (labels < C)
-    if not np.all(whole):
-        raise ValueError(
-            f"SoftmaxCrossEntropyGate: labels must be class indices 0..{C - 1}, "
-            f"got {labels[~whole][0]:g}"
-        )
-    return labels.astype(np.int64)

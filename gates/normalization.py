@@ -34,11 +34,18 @@ class BatchNormGate(Gate):
 
         dbeta  = sum dy
         dgamma = sum dy * x_hat
-        dx     = gamma / sqrt(var + eps) * (dy - mean(dy) - x_hat * mean(dy * x_hat))   (training)
-        dx     = gamma / sqrt(var + eps) * dy                                           (evaluation)
+        dx     = gamma / sqrt(var + eps) / M * (M dy - dbeta - x_hat * dgamma)   (training)
+        dx     = gamma / sqrt(var + eps) * dy                                   (evaluation)
 
+    The training dx is the course's compact form of
+    ``gamma / sqrt(var + eps) * (dy - mean(dy) - x_hat * mean(dy * x_hat))``.
     dgamma and dbeta are returned with gamma's shape: the sum over the batch
     (and positions) is part of the formula, as for a convolution's bias.
+
+    Training on one value per feature (x (1, D), or (1, C, 1, 1)) is refused
+    as PyTorch refuses it: the variance of one value is 0, so x_hat is 0,
+    the output is beta whatever x is, and the running variance decays to 0.
+
     Caches x_hat, 1 / sqrt(var + eps) and gamma.  The running averages are the
     gate's state (:meth:`state_dict`); they take x's dtype on the first pass.
     """
@@ -60,50 +67,41 @@ class BatchNormGate(Gate):
 
     def forward(self, x, gamma, beta):
         axes, shape = self._axes(x, gamma, beta)
+        if self.training and x.size == x.shape[1]:  # as PyTorch: one value per feature has variance 0
+            raise ValueError(
+                f"BatchNormGate: expected more than 1 value per channel when training, got x {x.shape}: "
+                f"train on batches of 2 or more samples, or evaluate (g.eval())"
+            )
         self._init_running(x.shape[1], x.dtype)
-        M = x.size // x.shape[1]
         if self.training:
-            mean = _sum(x, axes) * (1.0 / M)
+            mean = x.mean(axis=axes)
             centered = x - mean.reshape(shape)
-            # The variance from the centered values: no cancellation, one pass.
-            var = _sum(np.square(centered), axes) * (1.0 / M)
+            var = np.square(centered).mean(axis=axes)  # the biased variance
             # In place: whoever holds these arrays (a parameter file loader) sees the update.
             self.running_mean *= self.momentum
             self.running_mean += (1.0 - self.momentum) * mean
             self.running_var *= self.momentum
             self.running_var += (1.0 - self.momentum) * var
         else:
-            var = self.running_var
             centered = x - self.running_mean.reshape(shape)
-        self.inv_std = (1.0 / np.sqrt(var + self.eps)).reshape(shape)
-        centered *= self.inv_std  # now x_hat, in the array just made
-        self.x_hat = centered
-        self.gamma = gamma.reshape(shape)
+            var = self.running_var
         self.axes = axes
-        out = centered * self.gamma
-        out += beta.reshape(shape)
-        return out
+        self.inv_std = 1.0 / np.sqrt(var.reshape(shape) + self.eps)
+        self.x_hat = centered * self.inv_std
+        self.gamma = gamma.reshape(shape)
+        return self.gamma * self.x_hat + beta.reshape(shape)
 
     def backward(self, upstream):
         needs_x, needs_gamma, needs_beta = self.needs_input_grad or (True, True, True)
-        axes, x_hat = self.axes, self.x_hat
-        both = needs_x and self.training
-        dgamma = _sum(upstream * x_hat, axes) if needs_gamma or both else None
-        dbeta = _sum(upstream, axes) if needs_beta or both else None
+        axes, x_hat, shape = self.axes, self.x_hat, self.gamma.shape
+        dbeta = upstream.sum(axis=axes)
+        dgamma = (upstream * x_hat).sum(axis=axes)
         dx = None
-        if needs_x:
-            scale = self.gamma * self.inv_std
-            if self.training:
-                M = upstream.size // dbeta.size
-                shape = self.gamma.shape
-                # mean(dy) = dbeta / M and mean(dy x_hat) = dgamma / M, already summed above;
-                # computed in one new array, updated in place.
-                dx = x_hat * (dgamma * (1.0 / M)).reshape(shape)
-                dx += (dbeta * (1.0 / M)).reshape(shape)
-                np.subtract(upstream, dx, out=dx)
-                dx *= scale
-            else:
-                dx = scale * upstream
+        if needs_x and self.training:
+            M = upstream.size // dbeta.size
+            dx = (self.gamma * self.inv_std / M) * (M * upstream - dbeta.reshape(shape) - x_hat * dgamma.reshape(shape))
+        elif needs_x:
+            dx = self.gamma * self.inv_std * upstream
         return dx, dgamma if needs_gamma else None, dbeta if needs_beta else None
 
     def state_dict(self) -> dict[str, Any]:
@@ -151,13 +149,6 @@ class BatchNormGate(Gate):
 
     def __repr__(self) -> str:
         return f"BatchNormGate(momentum={self.momentum:g}, eps={self.eps:g})"
-
-
-def _sum(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
-    """x summed over ``axes``, (0,) or (0, 2, 3): for images, each row of H W first, which numpy does faster."""
-    if len(axes) == 1:
-        return x.sum(axis=0)
-    return x.reshape(x.shape[0], x.shape[1], -1).sum(axis=2).sum(axis=0)
 
 
 class DropoutGate(Gate):

@@ -1,26 +1,39 @@
 """Reduction gates: sum and mean over some or all axes.
 
-Their backward spreads the upstream gradient back over the reduced axes as a
-broadcast view, so no array of ones (or copies of the upstream) is allocated.
+Their backward spreads the upstream gradient back over the reduced axes
+with ``np.broadcast_to``: a read-only view whose strides are 0 along those
+axes, so no array of x's size is allocated (sum(relu(x)) needs no more
+memory than relu's own arrays; scripts/bench.py checks it).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 from gates.base import Gate
 
 
-def _spread(upstream, shape, axis, keepdims):
-    """View ``upstream`` (the reduced shape) as an array of ``shape``."""
-    if upstream.ndim == 0:
-        # The common case, a loss summed over everything: a view repeating one
-        # number (every stride 0), built directly.  np.broadcast_to does the
-        # same in Python, and in a training loop that cost 3% of the two-layer
-        # net's time (scripts/bench.py).
-        view = np.ndarray(shape, dtype=upstream.dtype, buffer=np.array(upstream), strides=(0,) * len(shape))
-        view.setflags(write=False)
-        return view
+def spread(upstream, shape, axis, keepdims):
+    """``upstream`` (the reduced shape) seen as an array of ``shape``, each value repeated over the reduced axes.
+
+    Parameters
+    ----------
+    upstream : ndarray or numpy scalar
+        dL/dz, z a sum or mean of x over ``axis``.
+    shape : tuple of int
+        x's shape.
+    axis : int, tuple of int or None
+        The axes that were reduced (None: all of them).
+    keepdims : bool
+        Whether the reduction kept them as axes of size 1.
+
+    Returns
+    -------
+    ndarray
+        A read-only broadcast view of ``upstream`` with shape ``shape``.
+    """
     if axis is not None and not keepdims:
         ndim = len(shape)
         axes = (axis,) if np.ndim(axis) == 0 else tuple(axis)
@@ -42,19 +55,25 @@ class SumGate(Gate):
 
     def forward(self, x):
         self.shape = x.shape
-        return np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)  # np.sum minus its wrapper
+        return x.sum(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, upstream):
-        return (_spread(upstream, self.shape, self.axis, self.keepdims),)
+        return (spread(upstream, self.shape, self.axis, self.keepdims),)
 
     def __repr__(self) -> str:
         return f"SumGate(axis={self.axis}, keepdims={self.keepdims})"
 
 
 class MeanGate(Gate):
-    """z = mean(x, axis);  dz/dx = 1 / n, n the number of elements averaged.
+    """z = mean(x, axis) = sum(x, axis) / n;  dz/dx = 1 / n, n the number of elements averaged.
 
     x: any shape; z: x's shape without ``axis`` (kept as size 1 with keepdims).
+
+    The mean of no elements (an empty batch) is undefined: z is NaN, as
+    numpy and PyTorch give, with a RuntimeWarning as numpy gives, so that an
+    empty batch never trains on a loss of 0 unnoticed (a graph built with
+    ``check_finite=True`` raises NonFiniteError naming this gate).  Its
+    gradient is empty, as x is.
     """
 
     symbol = "mean"
@@ -65,12 +84,17 @@ class MeanGate(Gate):
 
     def forward(self, x):
         self.shape = x.shape
-        total = np.add.reduce(x, axis=self.axis, keepdims=self.keepdims)
-        self.count = max(x.size, 1) / max(total.size, 1)
-        return total / self.count
+        total = x.sum(axis=self.axis, keepdims=self.keepdims)
+        self.n = x.size // total.size if total.size else 1
+        if self.n == 0:  # each output averages no element: x is empty, the output is not
+            warnings.warn(f"MeanGate: the mean of no elements (x of shape {x.shape}) is NaN", RuntimeWarning,
+                          stacklevel=2)
+            self.n = 1  # x has no element to send a gradient to: any n will do
+            return total + np.nan  # NaN in total's shape and dtype
+        return total / self.n
 
     def backward(self, upstream):
-        return (_spread(upstream / self.count, self.shape, self.axis, self.keepdims),)
+        return (spread(upstream / self.n, self.shape, self.axis, self.keepdims),)
 
     def __repr__(self) -> str:
         return f"MeanGate(axis={self.axis}, keepdims={self.keepdims})"

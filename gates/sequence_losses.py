@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from gates.base import Gate
+from gates.indexing import class_indices
+from gates.losses import log_softmax_rows
 
 
 class SoftmaxCrossEntropySumGate(Gate):
@@ -19,17 +21,9 @@ class SoftmaxCrossEntropySumGate(Gate):
     class indices 0..C-1, arriving as floats (whole numbers, cast to
     integers here; no gradient, backward returns None); L: a scalar.
 
-    The probabilities are the textbook ``exp(s) / sum(exp(s))`` for a row
-    whose largest score lies in [-B, B], B = log(largest float) / 2 (354 in
-    float64, 44 in float32): there no exp can overflow and the largest one
-    is a normal number, so the sum is finite and positive.  Only rows
-    outside that range are shifted by their maximum first, which changes
-    nothing mathematically and keeps exp in (0, 1].  Not shifting a
-    moderate row keeps its probabilities, hence the gradients, bit for bit
-    those of the plain formula (min-char-rnn's ``ps``).  The loss itself is
-    ``log(sum(exp(s))) - s_y`` per row, finite even where p underflows to 0.
-
-    Caches the probabilities and the integer labels.
+    As :class:`gates.SoftmaxCrossEntropyGate`, computed on rows shifted by
+    their maximum (log_softmax_rows), so large scores neither overflow nor
+    give NaN.  Caches the probabilities and the integer labels.
     """
 
     symbol = "softmax CE sum"
@@ -45,33 +39,13 @@ class SoftmaxCrossEntropySumGate(Gate):
                 f"SoftmaxCrossEntropySumGate: scores of shape {scores.shape} need labels of shape {(N,)}, "
                 f"got shape {np.shape(labels)}"
             )
-        classes = _class_indices(np.asarray(labels), C)
-        bound = 0.5 * np.log(np.finfo(scores.dtype).max)
-        largest = np.max(scores, axis=-1, keepdims=True)
-        if np.all(np.abs(largest) <= bound):
-            shifted = scores  # exp cannot overflow: the plain formula, bit for bit
-        else:
-            shifted = scores - np.where(np.abs(largest) <= bound, 0.0, largest).astype(scores.dtype)
-        exps = np.exp(shifted)
-        totals = np.add.reduce(exps, axis=-1, keepdims=True)
-        self.probs = exps / totals
-        self.classes = classes
-        rows = np.arange(N)
-        return np.add.reduce(np.log(totals[:, 0]) - shifted[rows, classes])
+        self.classes = class_indices(labels, C, "SoftmaxCrossEntropySumGate: labels")
+        log_probs = log_softmax_rows(scores)
+        self.probs = np.exp(log_probs)
+        return -log_probs[np.arange(N), self.classes].sum()
 
     def backward(self, upstream):
         dscores = self.probs.copy()
         dscores[np.arange(len(self.classes)), self.classes] -= 1.0
-        if upstream != 1.0:  # the usual case is a loss at the top: nothing to scale
-            dscores *= upstream
+        dscores *= upstream
         return dscores, None
-
-
-def _class_indices(labels: np.ndarray, C: int) -> np.ndarray:
-    """Float labels (N,) as int64 class indices, or ValueError naming the first bad one."""
-    good = np.isfinite(labels) & (labels == np.round(labels)) & (labels >= 0) & (labels < C)
-    if not np.all(good):
-        raise ValueError(
-            f"SoftmaxCrossEntropySumGate: labels must be class indices 0..{C - 1}, got {labels[~good][0]:g}"
-        )
-    return labels.astype(np.int64)

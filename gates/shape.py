@@ -6,6 +6,7 @@ upstream gradient back to the input's shape.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -18,7 +19,7 @@ class FlattenGate(Gate):
 
     Keeps the first (batch) axis, so one graph serves batches of any size;
     the usual step from convolution maps (N, C, H, W) to a dense layer's
-    (N, C H W).  Caches x's shape.
+    (N, C H W); an empty batch (0, C, H, W) gives (0, C H W).  Caches x's shape.
     """
 
     symbol = "flatten"
@@ -27,7 +28,8 @@ class FlattenGate(Gate):
         if np.ndim(x) < 1:
             raise ValueError(f"FlattenGate expects x (N, ...) with a batch axis, got shape {np.shape(x)}")
         self.x_shape = x.shape
-        return x.reshape(x.shape[0], -1)
+        # The size of a row from the shape itself, not -1, which numpy cannot infer for an empty batch.
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, upstream):
         return (upstream.reshape(self.x_shape),)

@@ -33,19 +33,11 @@ import os
 import re
 from typing import Any
 
-
-from graph.drawing import (
-    _AUTO_NAME,
-    COLUMN_WIDTH,
-    GRAD_COLOR,
-    _gate_size,
-    _Layout,
-    _WireLabels,
-    _wire_text,
-    short_value,
-)
+from graph.drawing import AUTO_NAME, GRAD_COLOR, WireLabels, wire_text
 from graph.errors import DrawingError
-from graph.explain import chain_rule_steps, expression, format_value, gradient_contributions, step_text, sum_text
+from graph.explain import chain_rule_steps, expression, gradient_contributions, step_text, sum_text
+from graph.formatting import format_value
+from graph.layout import Layout, column_width_for, gate_size
 
 #: Graphs with more gates than this are refused.
 MAX_ANIMATION_GATES = 40
@@ -181,10 +173,8 @@ class _FrameRenderer:
                 "an animation needs matplotlib: pip install 'gategraph[draw]' (or pip install matplotlib)"
             ) from error
         self.g = g
-        self.labels = _WireLabels(g)
-        texts = [*self.labels.values.values(), *self.labels.wire_grads.values()]
-        longest = max((len(text) for text in texts), default=0)
-        self.layout = _Layout(g, max(COLUMN_WIDTH, 0.075 * longest + 1.3))
+        self.labels = WireLabels(g)
+        self.layout = Layout(g, column_width_for(self.labels.texts()))
         self.nodes = {node.name: node for node in g.nodes}
         position = self.layout.position
         xs = [x for x, _ in position.values()]
@@ -212,7 +202,7 @@ class _FrameRenderer:
         if node is None:
             return 0.0
         if node.kind == "gate":
-            return _gate_size(node.gate.label())[0] / 2.0
+            return gate_size(node.gate.label())[0] / 2.0
         return 0.05
 
     def _leaf_total(self, name: str) -> str:
@@ -220,7 +210,7 @@ class _FrameRenderer:
         node = self.nodes[name]
         if node.kind not in ("input", "param") or not node.requires_grad:
             return ""
-        return self.labels.totals.get(name) or short_value(self.g.grad(name))
+        return self.labels.totals.get(name) or format_value(self.g.grad(name), wire=True)
 
     def draw(self, frame: Frame) -> Any:
         """Draw ``frame`` on the figure (cleared first) and return the figure."""
@@ -257,14 +247,14 @@ class _FrameRenderer:
                 axes.plot([p[0] for p in points], [p[1] for p in points], color=color, linewidth=width, zorder=1)
                 grad = labels.wire_grads.get((source, target)) if target in frame.done else None
                 spread = 0.62 if fan_out[source] > 1 and not waypoints else 0.5
-                _wire_text(axes, points[-2], points[-1], labels.values[source], grad, spread)
+                wire_text(axes, points[-2], points[-1], labels.values[source], grad, spread)
                 if target == current and grad is not None:  # the gradient this step sends, in bold
                     axes.texts[-1].set_fontweight("bold")
 
             for name, node in self.nodes.items():
                 x, y = position[name]
                 if node.kind == "gate":
-                    gate_width, gate_height = _gate_size(node.gate.label())
+                    gate_width, gate_height = gate_size(node.gate.label())
                     shape = (Circle((x, y), gate_width / 2.0) if gate_width == gate_height
                              else Ellipse((x, y), gate_width, gate_height))
                     if name == current:
@@ -273,7 +263,7 @@ class _FrameRenderer:
                         shape.set(facecolor="white", edgecolor="black", linewidth=1.3, zorder=3)
                     axes.add_patch(shape)
                     axes.text(x, y, node.gate.label(), ha="center", va="center", fontsize=12, zorder=4)
-                    if not _AUTO_NAME.match(name) and node is not g.output:
+                    if not AUTO_NAME.match(name) and node is not g.output:
                         axes.text(x, y + gate_height / 2.0 + 0.05, name, ha="center", va="bottom", fontsize=8.5,
                                   color="gray", zorder=4)
                     under = y - gate_height / 2.0 - 0.05
@@ -281,7 +271,7 @@ class _FrameRenderer:
                         axes.text(x, under, f"upstream {format_value(g.grad(name), 3)}", ha="center", va="top",
                                   fontsize=9, color=HIGHLIGHT, fontweight="bold", zorder=4)
                 else:
-                    is_auto_constant = node.kind == "constant" and _AUTO_NAME.match(name)
+                    is_auto_constant = node.kind == "constant" and AUTO_NAME.match(name)
                     text = labels.values.get(name, "const") if is_auto_constant else name
                     color = "dimgray" if node.kind == "constant" else "black"
                     axes.text(x, y, text, ha="right", va="center", fontsize=12, color=color, zorder=4)
@@ -297,7 +287,7 @@ class _FrameRenderer:
             axes.plot([start[0], stop[0]], [y, y], color=HIGHLIGHT if is_upstream else "black",
                       linewidth=2.6 if is_upstream else 1.1, zorder=1)
             axes.text(stop[0] + 0.06, y, output.name, ha="left", va="center", fontsize=12, zorder=4)
-            _wire_text(axes, start, stop, labels.values[output.name], labels.output_grad)
+            wire_text(axes, start, stop, labels.values[output.name], labels.output_grad)
             axes.text(self.left + 0.15, self.bottom + 0.12,
                       "green: forward value   red: gradient   orange: the gate of this step and its upstream",
                       ha="left", va="bottom", fontsize=8, color="gray")

@@ -61,7 +61,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from graph.errors import CheckpointError, OptimizerError
-from graph.parameter_files import _READ_ERRORS, check_file_target, write_npz_atomically
+from graph.parameter_files import READ_ERRORS, check_file_target, write_npz_atomically
 
 #: Written into every checkpoint; a file without it is not one.
 FORMAT = "gategraph-checkpoint-1"
@@ -260,7 +260,7 @@ def _read(path: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             arrays = {name: archive[name] for name in archive.files}
     except CheckpointError:
         raise
-    except _READ_ERRORS as error:
+    except READ_ERRORS as error:
         raise CheckpointError(f"{damaged}: {type(error).__name__}: {error}") from error
     if "meta" not in arrays:
         raise CheckpointError(

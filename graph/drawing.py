@@ -11,9 +11,8 @@ gates, the sum of those gradients is written under it (``Σ 11.00``).
 * ``.dot`` is Graphviz DOT text, written by hand: no Graphviz needed to write
   it (``dot -Tpng graph.dot -o graph.png`` renders it if you have Graphviz).
 
-The layout is a small Sugiyama-style one: columns by generation, long wires
-split by invisible waypoints, a few barycenter sweeps to order each column,
-then each column nudged towards its neighbours' heights.  Nothing recurses.
+Where each node and wire goes is :mod:`graph.layout`'s, shared with the
+notebook's picture and the animation.
 """
 
 from __future__ import annotations
@@ -23,11 +22,10 @@ import os
 import re
 from typing import Any
 
-import networkx as nx
-import numpy as np
-
 from graph.errors import DrawingError
 from graph.explain import Contributions, gate_label, gradient_contributions
+from graph.formatting import format_value
+from graph.layout import Layout, column_width_for, gate_size, least_picture_size
 from graph.node import NodeKind
 
 #: Pictures (png, svg) of more nodes than this are refused: they would be a hairball.
@@ -42,11 +40,9 @@ MAX_PICTURE_SIDE = 65_535
 
 VALUE_COLOR = "#1a7f1a"  # forward values: green, above the wire
 GRAD_COLOR = "#d62728"  # gradients: red, below the wire
-COLUMN_WIDTH = 2.3  # inches between columns
-ROW_HEIGHT = 1.1  # inches between rows
-GATE_RADIUS = 0.27  # inches
 # Every text is drawn with parse_math=False: a "$" in a node name is a dollar sign, not mathtext.
-_AUTO_NAME = re.compile(r"^(\w+Gate|constant)_\d+$")
+#: Names the graph made up (``SigmoidGate_3``, ``constant_1``): pictures leave them out.
+AUTO_NAME = re.compile(r"^(\w+Gate|constant)_\d+$")
 
 
 def draw_graph(g: Any, path: str) -> str:
@@ -76,7 +72,7 @@ def draw_graph(g: Any, path: str) -> str:
     nodes = g.nodes
     if not nodes:
         raise DrawingError("the graph is empty: add inputs and gates before drawing it")
-    labels = _WireLabels(g)
+    labels = WireLabels(g)
     if extension == ".dot":
         text = graph_to_dot(g, labels)
         with open(path, "w", encoding="utf-8") as file:
@@ -87,11 +83,10 @@ def draw_graph(g: Any, path: str) -> str:
             f"the graph has {len(nodes)} nodes; a picture of more than {MAX_PICTURE_NODES} would be "
             f"unreadable. Draw a smaller part, or write a .dot file and lay it out with Graphviz"
         )
-    longest = max((len(text) for text in [*labels.values.values(), *labels.wire_grads.values()]), default=0)
-    column_width = max(COLUMN_WIDTH, 0.075 * longest + 1.3)
+    column_width = column_width_for(labels.texts())
     # The layout of a wide and deep graph takes many seconds: refuse at once what is too large anyway.
-    picture_dpi(*_least_picture_size(g, column_width), path)
-    _render(g, labels, _Layout(g, column_width), path)
+    picture_dpi(*least_picture_size(g, column_width), path)
+    render_picture(g, labels, Layout(g, column_width), path)
     return path
 
 
@@ -113,64 +108,25 @@ def picture_dpi(width: float, height: float, path: str) -> float:
     return scale * DPI
 
 
-def _least_picture_size(g: Any, column_width: float) -> tuple[float, float]:
-    """A lower bound on the (width, height) in inches of the picture, found without laying it out.
-
-    One column per topological generation; a column is at least as tall as
-    its nodes plus the wires passing through it (each gets a waypoint
-    there).  Constants, which the layout moves next to their gate, are
-    left out, so this never exceeds what ``_Layout`` gives.
-    """
-    depth = {name: index for index, generation in enumerate(nx.topological_generations(g.digraph))
-             for name in generation}
-    constants = {node.name for node in g.nodes if node.kind is NodeKind.CONSTANT}
-    columns = max(depth.values()) + 1
-    rows = [0] * (columns + 1)
-    passing = [0] * (columns + 1)  # differences: +1 where a long wire starts passing, -1 where it stops
-    for name, column in depth.items():
-        if name not in constants:
-            rows[column] += 1
-    for source, target in g.digraph.edges():
-        if source not in constants and depth[target] - depth[source] > 1:
-            passing[depth[source] + 1] += 1
-            passing[depth[target]] -= 1
-    tallest, through = 1, 0
-    for column in range(columns):
-        through += passing[column]
-        tallest = max(tallest, rows[column] + through)
-    return (columns - 1) * column_width + 1.0, tallest * ROW_HEIGHT
-
-
 # ---------------------------------------------------------------- what the wires say
 
 
-def short_number(number: float) -> str:
-    """A number as on the slides: two decimals (0.73, -0.20), or two figures when tiny or huge."""
-    number = float(number) + 0.0
-    if number == 0.0 or 0.01 <= abs(number) < 1000.0:
-        return f"{number:.2f}"
-    if not math.isfinite(number):
-        return str(number)
-    return f"{number:.2g}"
+class WireLabels:
+    """The value and gradient texts of every wire after a pass, as the pictures write them.
 
-
-def short_value(value: Any) -> str:
-    """A scalar as a number, an array of up to 3 elements in full, a larger one as shape and range."""
-    if np.ndim(value) == 0:
-        return short_number(value)
-    array = np.asarray(value, dtype=np.float64)
-    if array.ndim == 1 and array.size <= 3:
-        return "[" + ", ".join(short_number(v) for v in array) + "]"
-    shape = f"({array.shape[0]},)" if array.ndim == 1 else "×".join(str(n) for n in array.shape)
-    if array.size == 0:
-        return f"{shape} empty"
-    if not np.all(np.isfinite(array)):
-        return f"{shape} has NaN/inf"
-    return f"{shape} ∈[{short_number(array.min())}, {short_number(array.max())}]"
-
-
-class _WireLabels:
-    """The value and gradient texts of every wire, or None before a pass."""
+    Attributes
+    ----------
+    has_values, has_grads : bool
+        Whether a forward (and a backward) pass has run.
+    values : dict of node name to str
+        Each node's value (empty before a forward).
+    wire_grads : dict of (source name, gate name) to str
+        The gradient each gate sent back along each wire.
+    totals : dict of node name to str
+        "Σ ..." for a node whose gradient sums what several gates sent.
+    output_grad : str or None
+        The output's own gradient.
+    """
 
     def __init__(self, g: Any):
         self.has_values = g.has_forward
@@ -182,12 +138,12 @@ class _WireLabels:
         if not self.has_values:
             return
         for node in g.nodes:
-            self.values[node.name] = short_value(g.value(node))
+            self.values[node.name] = format_value(g.value(node), wire=True)
         if not self.has_grads:
             return
         contributions: Contributions = gradient_contributions(g)
         if g.output.requires_grad:
-            self.output_grad = short_value(g.grad(g.output))
+            self.output_grad = format_value(g.grad(g.output), wire=True)
         for node in g.nodes:
             if node.kind is not NodeKind.GATE:
                 continue
@@ -197,18 +153,22 @@ class _WireLabels:
                 if sent is not None:  # x * x sends two gradients along one wire: add them
                     sums[source.name] = sent if source.name not in sums else sums[source.name] + sent
             for source_name, total in sums.items():
-                self.wire_grads[(source_name, node.name)] = short_value(total)
+                self.wire_grads[(source_name, node.name)] = format_value(total, wire=True)
         for name, received in contributions.received.items():
             if len({gate for gate, _ in received}) > 1:
-                self.totals[name] = "Σ " + short_value(g.grad(name))
+                self.totals[name] = "Σ " + format_value(g.grad(name), wire=True)
+
+    def texts(self) -> list[str]:
+        """Every text written along a wire: the values and the gradients (the widest sets the column width)."""
+        return [*self.values.values(), *self.wire_grads.values()]
 
 
 # ---------------------------------------------------------------- DOT text
 
 
-def graph_to_dot(g: Any, labels: _WireLabels | None = None) -> str:
+def graph_to_dot(g: Any, labels: WireLabels | None = None) -> str:
     """The graph as Graphviz DOT text: one node statement per graph node, one edge per wire."""
-    labels = labels or _WireLabels(g)
+    labels = labels or WireLabels(g)
     lines = [
         "digraph gategraph {",
         "  rankdir=LR;",
@@ -235,10 +195,10 @@ def graph_to_dot(g: Any, labels: _WireLabels | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _dot_node_attributes(g: Any, node: Any, labels: _WireLabels) -> str:
+def _dot_node_attributes(g: Any, node: Any, labels: WireLabels) -> str:
     if node.kind is NodeKind.GATE:
         text = _html(gate_label(node.gate))
-        if not _AUTO_NAME.match(node.name):
+        if not AUTO_NAME.match(node.name):
             text += f'<br/><font point-size="9" color="gray40">{_html(node.name)}</font>'
         shape = "doublecircle" if node is g.output else "circle"
         extra = ""
@@ -248,7 +208,7 @@ def _dot_node_attributes(g: Any, node: Any, labels: _WireLabels) -> str:
         return f'shape={shape}, margin=0.02, label=<{text}>{extra}'
     if node.kind is NodeKind.CONSTANT:
         value = labels.values.get(node.name, "")
-        text = value if _AUTO_NAME.match(node.name) else f"{node.name} {value}".strip()
+        text = value if AUTO_NAME.match(node.name) else f"{node.name} {value}".strip()
         return f'shape=plaintext, fontcolor="gray40", label=<{_html(text or node.name)}>'
     total = labels.totals.get(node.name)
     text = _html(node.name)
@@ -257,7 +217,7 @@ def _dot_node_attributes(g: Any, node: Any, labels: _WireLabels) -> str:
     return f"shape=plaintext, label=<{text}>"
 
 
-def _dot_edge_label(labels: _WireLabels, source: str, target: str) -> str:
+def _dot_edge_label(labels: WireLabels, source: str, target: str) -> str:
     if not labels.has_values:
         return ""
     text = f'<font color="{VALUE_COLOR}">{_html(labels.values[source])}</font>'
@@ -275,151 +235,30 @@ def _html(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
 
 
-# ---------------------------------------------------------------- layout
-
-
-class _Layout:
-    """Columns, rows and waypoints of every node and wire, in inches.
-
-    Attributes
-    ----------
-    position : dict of node name to (x, y)
-    wires : list of (source name, target name, [(x, y) waypoints between them])
-    """
-
-    def __init__(self, g: Any, column_width: float = COLUMN_WIDTH):
-        digraph = g.digraph
-        column = {}
-        for depth, generation in enumerate(nx.topological_generations(digraph)):
-            for name in generation:
-                column[name] = depth
-        # Constants sit just left of the gate that uses them, not at the far left.
-        for node in g.nodes:
-            if node.kind is NodeKind.CONSTANT:
-                consumers = [column[name] for name in digraph.successors(node.name)]
-                column[node.name] = max(min(consumers, default=1) - 1, 0)
-        creation = {node.name: index for index, node in enumerate(g.nodes)}
-
-        # Long wires get one waypoint per column they cross.
-        columns: list[list[Any]] = [[] for _ in range(max(column.values()) + 1)]
-        for name in sorted(column, key=creation.get):
-            columns[column[name]].append(name)
-        predecessors: dict[Any, list[Any]] = {name: [] for name in column}
-        successors: dict[Any, list[Any]] = {name: [] for name in column}
-        self.chains: list[tuple[str, str, list[Any]]] = []
-        for source, target in digraph.edges():
-            chain = [source]
-            for depth in range(column[source] + 1, column[target]):
-                waypoint = ("waypoint", source, target, depth)
-                columns[depth].append(waypoint)
-                predecessors[waypoint], successors[waypoint] = [], []
-                chain.append(waypoint)
-            chain.append(target)
-            for a, b in zip(chain, chain[1:]):
-                successors[a].append(b)
-                predecessors[b].append(a)
-            self.chains.append((source, target, chain[1:-1]))
-
-        rank = _order_columns(columns, predecessors, successors)
-        columns = [sorted(items, key=rank.get) for items in columns]
-        constants = {node.name for node in g.nodes if node.kind is NodeKind.CONSTANT}
-        height = _heights(columns, predecessors, successors, lambda item: item in constants)
-        self.position = {
-            item: (column_index * column_width, height[item] * ROW_HEIGHT)
-            for column_index, items in enumerate(columns)
-            for item in items
-        }
-        self.rows = max(len(items) for items in columns)
-        self.columns = len(columns)
-
-
-def _order_columns(columns, predecessors, successors, sweeps: int = 4) -> dict:
-    """Order each column by the mean rank of its neighbours (barycenter sweeps).
-
-    Returns the rank of every item in the order with the fewest crossings seen.
-    """
-    rank = {item: index for items in columns for index, item in enumerate(items)}
-    best, best_crossings = dict(rank), _crossings(columns, rank, successors)
-    for sweep in range(sweeps):
-        forward = sweep % 2 == 0
-        indices = range(1, len(columns)) if forward else range(len(columns) - 2, -1, -1)
-        neighbours = predecessors if forward else successors
-        for index in indices:
-            items = columns[index]
-
-            def barycenter(item, rank=rank, neighbours=neighbours):
-                near = neighbours[item]
-                return sum(rank[other] for other in near) / len(near) if near else rank[item]
-
-            for position, item in enumerate(sorted(items, key=lambda item: (barycenter(item), rank[item]))):
-                rank[item] = position
-        crossings = _crossings(columns, rank, successors)
-        if crossings < best_crossings:
-            best, best_crossings = dict(rank), crossings
-    return best
-
-
-def _crossings(columns, rank, successors) -> int:
-    """Number of wire crossings between neighbouring columns."""
-    total = 0
-    for items in columns:
-        wires = sorted((rank[a], rank[b]) for a in items for b in successors[a])
-        for i, (_, b1) in enumerate(wires):
-            for a2, b2 in wires[i + 1:]:
-                if b2 < b1 and a2 != wires[i][0]:
-                    total += 1
-    return total
-
-
-def _heights(columns, predecessors, successors, is_constant, rounds: int = 3) -> dict:
-    """A height per item: one row apart within a column, each level with what feeds it.
-
-    The first column is stacked top to bottom.  Then, column by column from
-    the left, each item is placed at the mean height of its inputs (a
-    constant instead just below the gate it feeds), keeping the column's
-    order and one row of spacing (an isotonic regression, by
-    pool-adjacent-violators).  A few rounds let constants and gates settle.
-    """
-    height = {}
-    for items in columns:
-        for index, item in enumerate(items):
-            height[item] = (len(items) - 1) / 2.0 - index
-    for _ in range(rounds):
-        for items in columns[1:]:
-            wanted = []
-            for item in items:
-                feeding = [other for other in predecessors[item] if not is_constant(other)]
-                if feeding:
-                    wanted.append(sum(height[other] for other in feeding) / len(feeding))
-                elif successors[item]:  # a constant: just below its gate
-                    wanted.append(sum(height[other] for other in successors[item]) / len(successors[item]) - 0.6)
-                else:
-                    wanted.append(height[item])
-            for item, value in zip(items, _spaced(wanted)):
-                height[item] = value
-    middle = (max(height.values()) + min(height.values())) / 2.0
-    return {item: value - middle for item, value in height.items()}
-
-
-def _spaced(wanted: list[float]) -> list[float]:
-    """The closest heights to ``wanted`` that decrease by at least 1 from each to the next."""
-    targets = [value + index for index, value in enumerate(wanted)]  # must be non-increasing
-    blocks: list[list[float]] = []  # [mean, count]
-    for value in targets:
-        blocks.append([value, 1])
-        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
-            mean, count = blocks.pop()
-            previous_mean, previous_count = blocks[-1]
-            total = previous_count + count
-            blocks[-1] = [(previous_mean * previous_count + mean * count) / total, total]
-    fitted = [mean for mean, count in blocks for _ in range(count)]
-    return [value - index for index, value in enumerate(fitted)]
-
-
 # ---------------------------------------------------------------- rendering
 
 
-def _render(g: Any, labels: _WireLabels, layout: _Layout, path: str) -> None:
+def render_picture(g: Any, labels: WireLabels, layout: Layout, path: Any) -> None:
+    """Draw ``g`` with its wire labels at the layout's positions and save it with matplotlib.
+
+    Parameters
+    ----------
+    g : ComputationalGraph
+    labels : WireLabels
+        The texts of the wires, ``WireLabels(g)``.
+    layout : Layout
+        Where every node and wire goes, ``Layout(g, column_width_for(labels.texts()))``.
+    path : str or file object
+        Where ``savefig`` writes: a file name (.png, .svg) or a file object,
+        whose format is matplotlib's ``savefig.format``.
+
+    Raises
+    ------
+    DrawingError
+        If the picture would need less than MIN_DPI (:func:`picture_dpi`).
+    ModuleNotFoundError
+        Without matplotlib.
+    """
     try:
         import matplotlib
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -441,7 +280,7 @@ def _render(g: Any, labels: _WireLabels, layout: _Layout, path: str) -> None:
         if node is None:
             return 0.0
         if node.kind is NodeKind.GATE:
-            return _gate_size(gate_label(node.gate))[0] / 2.0
+            return gate_size(gate_label(node.gate))[0] / 2.0
         return 0.05
 
     xs = [x for x, _ in position.values()]
@@ -475,13 +314,13 @@ def _render(g: Any, labels: _WireLabels, layout: _Layout, path: str) -> None:
             axes.plot([p[0] for p in points], [p[1] for p in points], color="black", linewidth=1.1, zorder=1)
             if labels.has_values:  # on the last stretch, where the value enters the gate
                 spread = 0.62 if fan_out[source] > 1 and not waypoints else 0.5  # apart from sibling wires
-                _wire_text(axes, points[-2], points[-1], labels.values[source],
+                wire_text(axes, points[-2], points[-1], labels.values[source],
                            labels.wire_grads.get((source, target)), spread)
 
         for name, node in nodes.items():
             x, y = position[name]
             if node.kind is NodeKind.GATE:
-                gate_width, gate_height = _gate_size(gate_label(node.gate))
+                gate_width, gate_height = gate_size(gate_label(node.gate))
                 if gate_width == gate_height:
                     shape = Circle((x, y), gate_width / 2.0)
                 else:
@@ -490,12 +329,12 @@ def _render(g: Any, labels: _WireLabels, layout: _Layout, path: str) -> None:
                 axes.add_patch(shape)
                 axes.text(x, y, gate_label(node.gate), ha="center", va="center", fontsize=12, zorder=4,
                           parse_math=False)
-                if not _AUTO_NAME.match(name) and node is not output:
+                if not AUTO_NAME.match(name) and node is not output:
                     axes.text(x, y + gate_height / 2.0 + 0.05, name, ha="center", va="bottom", fontsize=8.5,
                               color="gray", zorder=4, parse_math=False)
                 under = y - gate_height / 2.0 - 0.05
             else:
-                is_auto_constant = node.kind is NodeKind.CONSTANT and _AUTO_NAME.match(name)
+                is_auto_constant = node.kind is NodeKind.CONSTANT and AUTO_NAME.match(name)
                 text = labels.values.get(name, "const") if is_auto_constant else name
                 color = "dimgray" if node.kind is NodeKind.CONSTANT else "black"
                 axes.text(x, y, text, ha="right", va="center", fontsize=12, color=color, zorder=4,
@@ -514,7 +353,7 @@ def _render(g: Any, labels: _WireLabels, layout: _Layout, path: str) -> None:
             axes.text(end[0] + 0.06, y, output.name, ha="left", va="center", fontsize=12, zorder=4,
                       parse_math=False)
             if labels.has_values:
-                _wire_text(axes, start, end, labels.values[output.name], labels.output_grad)
+                wire_text(axes, start, end, labels.values[output.name], labels.output_grad)
 
         if labels.has_values:
             legend = "green: forward value" + ("   red: gradient of the output" if labels.has_grads else "")
@@ -523,15 +362,21 @@ def _render(g: Any, labels: _WireLabels, layout: _Layout, path: str) -> None:
         figure.savefig(path, dpi=dpi)
 
 
-def _gate_size(label: str) -> tuple[float, float]:
-    """(width, height) in inches of a gate's circle, or ellipse for a long label."""
-    if len(label) <= 3:
-        return 2 * GATE_RADIUS, 2 * GATE_RADIUS
-    return 0.13 * len(label) + 0.2, 2 * GATE_RADIUS
+def wire_text(axes: Any, start: tuple, end: tuple, value: str, grad: str | None, at: float = 0.5) -> None:
+    """Write the value above and the gradient below a wire segment, ``at`` of the way along it, along it.
 
-
-def _wire_text(axes: Any, start: tuple, end: tuple, value: str, grad: str | None, at: float = 0.5) -> None:
-    """The value above and the gradient below a wire segment (``at`` of the way along), along it."""
+    Parameters
+    ----------
+    axes : matplotlib Axes
+    start, end : (x, y)
+        The segment's ends, in inches.
+    value : str
+        Written above, in VALUE_COLOR.
+    grad : str or None
+        Written below, in GRAD_COLOR (nothing when None).
+    at : float
+        Where along the segment, from 0 (start) to 1 (end).
+    """
     (x0, y0), (x1, y1) = start, end
     angle = math.degrees(math.atan2(y1 - y0, x1 - x0))
     xm, ym = x0 + at * (x1 - x0), y0 + at * (y1 - y0)

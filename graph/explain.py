@@ -10,8 +10,9 @@ and, where a value feeds several gates, the sum of what it receives
 the real backward (``g.gradients_sent``): no gate's backward is called again,
 so a gate that frees its cache in backward explains as well as any.
 
-The helpers :func:`format_value`, :func:`expression` and
-:func:`gradient_contributions` are shared with :mod:`graph.drawing`.
+Values are written by :func:`graph.formatting.format_value`; the helpers
+:func:`expression`, :func:`chain_rule_steps` and :func:`gradient_contributions`
+are shared with :mod:`graph.drawing`, :mod:`graph.notebook` and :mod:`graph.animation`.
 """
 
 from __future__ import annotations
@@ -23,12 +24,11 @@ from typing import Any
 import numpy as np
 
 from graph.errors import BackwardError
+from graph.formatting import format_number, format_value
 from graph.node import NodeKind
 
 #: Gate symbols written between their two inputs (x + y) rather than as f(x, y).
 INFIX = {"+", "-", "*", "/", "@"}
-#: Arrays up to this many elements are written out in full.
-SMALL_ARRAY = 6
 
 
 class Explanation(str):
@@ -170,32 +170,6 @@ def expression(g: Any, node: Any) -> str:
     if len(names) == 1 and symbol.startswith("**"):
         return f"{names[0]}{symbol}"
     return f"{symbol}({', '.join(names)})"
-
-
-def format_number(number: float, digits: int = 4) -> str:
-    """A number in ``digits`` significant figures, without '-0'."""
-    number = float(number) + 0.0
-    return f"{number:.{digits}g}"
-
-
-def format_value(value: Any, digits: int = 4) -> str:
-    """A scalar as a number, a small array in full, a large one as shape and range."""
-    if value is None:
-        return "none"
-    if np.ndim(value) == 0:
-        return format_number(value, digits)
-    array = np.asarray(value, dtype=np.float64)
-    if array.size <= SMALL_ARRAY:
-        text = np.array2string(
-            array + 0.0, separator=", ", formatter={"float_kind": lambda v: format_number(v, digits)}
-        )
-        return re.sub(r"\s*\n\s*", " ", text)  # one line: [[0.1, 0.5], [-0.3, 0.8]]
-    if not np.all(np.isfinite(array)):
-        return f"shape {array.shape}, contains NaN or inf"
-    return (
-        f"shape {array.shape}, mean {format_number(array.mean(), 3)}, "
-        f"range [{format_number(array.min(), 3)}, {format_number(array.max(), 3)}]"
-    )
 
 
 # ---------------------------------------------------------------- helpers

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from graph.formatting import format_value
 from graph.node import Node
 
 
@@ -45,16 +46,7 @@ _SHOWN_IN_FULL = 10  # arrays with at most this many elements are written out in
 
 def show(value: Any) -> str:
     """A value for messages: '3' for a scalar, '[1, -1]' for a small array, else 'shape (N, D)'."""
-    array = np.asarray(value, dtype=np.float64)
-    if array.size > _SHOWN_IN_FULL:
-        return f"shape {array.shape}"
-    return _nested(array)
-
-
-def _nested(array: np.ndarray) -> str:
-    if array.ndim == 0:
-        return f"{float(array):.6g}"
-    return "[" + ", ".join(_nested(row) for row in array) + "]"
+    return format_value(value, digits=6, in_full=_SHOWN_IN_FULL, stats=False)
 
 
 def first_non_finite(value: Any) -> tuple[int, ...] | None:

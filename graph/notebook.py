@@ -20,9 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from graph.drawing import COLUMN_WIDTH, GRAD_COLOR, MAX_PICTURE_NODES, VALUE_COLOR, _Layout, _render, _WireLabels
+from graph.drawing import GRAD_COLOR, MAX_PICTURE_NODES, VALUE_COLOR, WireLabels, render_picture
 from graph.errors import BackwardError, DrawingError
-from graph.explain import chain_rule_steps, expression, format_value, gradient_contributions, sum_text, with_numbers
+from graph.explain import chain_rule_steps, expression, gradient_contributions, sum_text, with_numbers
+from graph.formatting import format_value
+from graph.layout import Layout, column_width_for
 
 
 def graph_svg(g: Any) -> str:
@@ -49,14 +51,12 @@ def graph_svg(g: Any) -> str:
         import matplotlib
     except ModuleNotFoundError as error:
         raise ModuleNotFoundError("a graph's picture needs matplotlib: pip install 'gategraph[draw]'") from error
-    labels = _WireLabels(g)
-    # The column width as draw_graph chooses it: wide enough for the longest wire label.
-    longest = max((len(text) for text in [*labels.values.values(), *labels.wire_grads.values()]), default=0)
-    layout = _Layout(g, max(COLUMN_WIDTH, 0.075 * longest + 1.3))
+    labels = WireLabels(g)
+    layout = Layout(g, column_width_for(labels.texts()))  # as draw_graph lays it out
     buffer = io.BytesIO()
-    # drawing._render saves to what it is given; a file object takes the format from savefig.format.
+    # render_picture saves to what it is given; a file object takes the format from savefig.format.
     with matplotlib.rc_context({"savefig.format": "svg", "svg.hashsalt": "gategraph"}):
-        _render(g, labels, layout, buffer)
+        render_picture(g, labels, layout, buffer)
     text = buffer.getvalue().decode("utf-8")
     # matplotlib's metadata block only carries the date: drop it so a rerun gives the same text.
     return re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.DOTALL)

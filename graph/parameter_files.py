@@ -31,9 +31,9 @@ from graph.values import to_array
 if TYPE_CHECKING:
     from graph.computational_graph import ComputationalGraph
 
-# What reading a damaged or foreign file can raise, from zipfile, zlib, struct and numpy's
-# .npy reader (a damaged header can claim any zip version, dtype or shape).
-_READ_ERRORS = (
+#: What reading a damaged or foreign file can raise, from zipfile, zlib, struct and numpy's
+#: .npy reader (a damaged header can claim any zip version, dtype or shape).
+READ_ERRORS = (
     OSError, ValueError, EOFError, KeyError, NotImplementedError, OverflowError, MemoryError,
     struct.error, zipfile.BadZipFile, zlib.error,
 )
@@ -243,7 +243,7 @@ def _read_arrays(path: str) -> dict[str, np.ndarray]:
             loaded = {name: archive[name] for name in archive.files}
     except ParameterFileError:
         raise
-    except _READ_ERRORS as error:
+    except READ_ERRORS as error:
         raise ParameterFileError(
             f"cannot read parameter file {path!r} (truncated, damaged or not written by save_params): "
             f"{type(error).__name__}: {error}"

@@ -9,7 +9,8 @@ import pytest
 
 import gates
 from graph import ComputationalGraph
-from graph.drawing import MAX_PICTURE_NODES, DrawingError, short_value
+from graph.drawing import MAX_PICTURE_NODES, DrawingError
+from graph.formatting import format_value
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -136,10 +137,10 @@ def test_arrays_show_shape_and_a_short_summary(tmp_path):
     text = open(g.draw(str(tmp_path / "vectorized.dot")), encoding="utf-8").read()
     assert "[0.22, 0.26]" in text and "[0.44, 0.52]" in text
     assert "2×2 ∈[-0.30, 0.80]" in text
-    assert short_value(np.zeros((64, 100))) == "64×100 ∈[0.00, 0.00]"
-    assert short_value(np.arange(5.0)) == "(5,) ∈[0.00, 4.00]"
-    assert short_value(-0.19661193) == "-0.20"
-    assert short_value(1.5e-5) == "1.5e-05"
+    assert format_value(np.zeros((64, 100)), wire=True) == "64×100 ∈[0.00, 0.00]"
+    assert format_value(np.arange(5.0), wire=True) == "(5,) ∈[0.00, 4.00]"
+    assert format_value(-0.19661193, wire=True) == "-0.20"
+    assert format_value(1.5e-5, wire=True) == "1.5e-05"
 
 
 def test_draw_refuses_unknown_formats_and_huge_pictures(tmp_path):

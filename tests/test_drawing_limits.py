@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from graph import ComputationalGraph, DrawingError
-from graph import drawing
+from graph import drawing, layout
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 
@@ -56,7 +56,7 @@ def test_a_graph_whose_picture_would_be_huge_is_refused_before_its_layout(tmp_pa
     def no_layout(*args, **kwargs):
         raise AssertionError("laid out a picture that is refused anyway")
 
-    monkeypatch.setattr(drawing, "_Layout", no_layout)
+    monkeypatch.setattr(drawing, "Layout", no_layout)
     for extension in ("png", "svg"):
         with pytest.raises(DrawingError, match=rf"cannot draw 'sum\.{extension}': the picture would be \d+ x \d+ "
                                                r"inches, \d+ megapixels at 100 dpi, too large to read even at 50 dpi"):
@@ -116,7 +116,7 @@ def input_chain(gates):
 
 def test_wires_through_many_columns_count_too(tmp_path, monkeypatch):
     g = input_chain(498)  # 499 nodes, one per column, but up to 497 wires pass through a column
-    monkeypatch.setattr(drawing, "_Layout", None)  # refused before any layout
+    monkeypatch.setattr(drawing, "Layout", None)  # refused before any layout
     with pytest.raises(DrawingError, match=r"the picture would be \d+ x 5\d\d inches"):
         g.draw(str(tmp_path / "chain.png"))
 
@@ -127,9 +127,9 @@ def test_the_early_size_is_a_lower_bound_of_the_layout(build):
 
     graphs = [make()[0] for make in lecture_circuits.CIRCUITS.values()] if build == "circuits" else [build()]
     for g in graphs:
-        width, height = drawing._least_picture_size(g, drawing.COLUMN_WIDTH)
-        layout = drawing._Layout(g)
-        xs = [x for x, _ in layout.position.values()]
-        ys = [y for _, y in layout.position.values()]
+        width, height = layout.least_picture_size(g, layout.COLUMN_WIDTH)
+        positions = layout.Layout(g).position
+        xs = [x for x, _ in positions.values()]
+        ys = [y for _, y in positions.values()]
         assert width <= max(xs) - min(xs) + 1.0 + 1e-9
-        assert height <= max(ys) - min(ys) + 1.6 + 1e-9  # the margins _render adds above and below
+        assert height <= max(ys) - min(ys) + 1.6 + 1e-9  # the margins render_picture adds above and below

@@ -39,6 +39,11 @@ def _anywhere(*values):
     return True
 
 
+def _one_broadcasts_to_the_other(x, y):
+    """SquaredErrorGate refuses (n, 1) against (n,): shapes that broadcast to something larger than both."""
+    return np.broadcast_shapes(np.shape(x), np.shape(y)) in (np.shape(x), np.shape(y))
+
+
 def _positive(x):
     return bool(np.all(x >= POLE))
 
@@ -76,7 +81,7 @@ def _smooth_for(case, position=None):
 # there is drawn here too.  Each entry: name -> (a new gate instance, the check on its input values).
 UNARY = {name: (st.just(case.make), _smooth_for(case)) for name, case in CASES.items() if case.elementwise and case.arity == 1}
 BINARY = {name: (case.make, _smooth_for(case)) for name, case in CASES.items() if case.elementwise and case.arity == 2}
-BINARY["SquaredErrorGate"] = (gates.SquaredErrorGate, _anywhere)  # broadcasts, then sums
+BINARY["SquaredErrorGate"] = (gates.SquaredErrorGate, _one_broadcasts_to_the_other)  # broadcasts, then sums
 # Gates with rules of their own in RandomGraph._fitting.
 OTHERS = ["MatMulGate", "SumGate", "MeanGate", "LogSoftmaxGate", "SoftmaxCrossEntropyGate"]
 CATALOGUE = sorted([*UNARY, *BINARY, *OTHERS])

@@ -22,7 +22,7 @@ import numpy as np
 
 from gates import AvgPool2DGate, BatchNormGate, Conv2DGate, DropoutGate, FlattenGate, MaxPool2DGate
 from graph.computational_graph import ComputationalGraph
-from graph.layers.dense import _check_rng
+from graph.layers.dense import check_rng
 from graph.node import Node
 
 
@@ -59,7 +59,7 @@ def conv2d(
     -------
     Node: (N, F, H', W'), H' = (H + 2 padding - HH) // stride + 1.
     """
-    _check_rng(rng)
+    check_rng(rng)
     HH, WW = (kernel_size, kernel_size) if np.ndim(kernel_size) == 0 else tuple(kernel_size)
     if min(in_channels, out_channels, HH, WW) < 1:
         raise ValueError(
@@ -118,7 +118,7 @@ def dropout(g: ComputationalGraph, x: Node, p: float, rng: np.random.Generator, 
     The gate gets its own Generator, seeded from ``rng``: two dropout layers
     draw different masks, and the same ``rng`` seed repeats them all.
     """
-    _check_rng(rng)
+    check_rng(rng)
     own = np.random.default_rng(rng.integers(2**63))
     return g.add_gate(DropoutGate(p, own), x, name=name)
 

@@ -35,7 +35,7 @@ def he_normal(fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray
     He et al. (2015): with this variance a ReLU layer keeps the size of its
     activations from shrinking or growing with depth.
     """
-    _check_rng(rng)
+    check_rng(rng)
     return rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(fan_in, fan_out))
 
 
@@ -45,7 +45,7 @@ def xavier_uniform(fan_in: int, fan_out: int, rng: np.random.Generator) -> np.nd
     Glorot and Bengio (2010): the variance a**2 / 3 = 2 / (fan_in + fan_out)
     balances the forward and the backward signal.
     """
-    _check_rng(rng)
+    check_rng(rng)
     limit = np.sqrt(6.0 / (fan_in + fan_out))
     return rng.uniform(-limit, limit, size=(fan_in, fan_out))
 
@@ -144,7 +144,19 @@ def mlp(
     return out
 
 
-def _check_rng(rng: object) -> None:
+def check_rng(rng: object) -> None:
+    """Refuse anything but a numpy Generator, the one way layers draw their initial weights.
+
+    Parameters
+    ----------
+    rng : object
+        Should be a ``numpy.random.Generator``, e.g. ``np.random.default_rng(0)``.
+
+    Raises
+    ------
+    TypeError
+        For anything else (the legacy ``np.random`` module or a ``RandomState`` included).
+    """
     if not isinstance(rng, np.random.Generator):
         raise TypeError(
             f"expected a numpy.random.Generator such as np.random.default_rng(0), got {type(rng).__name__}"
