@@ -232,6 +232,8 @@ def test_parameters_after_five_adamw_steps_match_the_numpy_reference():
     start = graph_gpt(fused=True).params
     for name, value in reference.items():
         # Every parameter moved, except the key biases: adding q.bk to every score of a row
-        # leaves its softmax unchanged, so their gradient is 0 (up to rounding).
-        assert name.endswith("attn.k.b") or not np.allclose(value, start[name]), name
-        np.testing.assert_allclose(g.params[name], value, rtol=1e-10, atol=1e-13, err_msg=name)
+        # leaves its softmax unchanged, so their gradient is 0 up to rounding (1e-17), which
+        # Adam's division by sqrt(v) + eps turns into steps of 1e-11 that differ by rounding.
+        key_bias = name.endswith("attn.k.b")
+        assert key_bias or not np.allclose(value, start[name]), name
+        np.testing.assert_allclose(g.params[name], value, rtol=1e-10, atol=1e-10 if key_bias else 1e-13, err_msg=name)
