@@ -22,16 +22,13 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import math
-import os
 import statistics
 import time
 
-os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(1 << 30))  # before numpy allocates: see train_char_gpt.py
+import numpy as np
 
-import numpy as np  # noqa: E402
-
-from graph import cli as options  # noqa: E402
-from graph.optimizers import AdamW, WarmupCosine, clip_by_global_norm  # noqa: E402
+from graph import cli as options
+from graph.optimizers import AdamW, WarmupCosine, clip_by_global_norm
 
 #: nanoGPT's CPU configuration (its README's "I only have a macbook" run), as train_char_gpt.py's defaults.
 MODEL = {"layers": 4, "heads": 4, "width": 128, "context": 64}
@@ -130,7 +127,7 @@ def torch_step(model, optimizer, x, y, lr: float) -> float:
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
-    return float(loss)
+    return loss.item()
 
 
 def train_torch(text: str, iterations: int, eval_every: int, eval_batches: int, seed: int, threads: int) -> float:
