@@ -165,16 +165,19 @@ def train_torch(text: str, iterations: int, eval_every: int, eval_batches: int, 
 
 
 def graph_gpt(vocabulary: int, seed: int, fused: bool, dtype=np.float32):
-    """The default model as graph.layers builds it, with its AdamW; (step function, parameters)."""
+    """One training iteration of the default model built by graph.layers.gpt, as train_char_gpt.py takes it."""
+    from graph import ComputationalGraph
     from graph.layers import gpt
 
-    model = gpt(vocabulary, seed=seed, fused_attention=fused, dtype=dtype, **MODEL)
-    g = model.graph
-    optimizer = AdamW(g.params, lr=1e-3, beta2=0.99, weight_decay=0.1, no_decay=model.no_decay)
+    g = ComputationalGraph(dtype=dtype)
+    tokens, targets = g.add_input("tokens", requires_grad=False), g.add_input("targets", requires_grad=False)
+    gpt(g, tokens, vocabulary, rng=np.random.default_rng(seed), targets=targets, fused=fused, **MODEL)
+    optimizer = AdamW(g.params, lr=1e-3, beta2=0.99, weight_decay=0.1,
+                      no_decay=lambda name, value: np.ndim(value) < 2)
 
     def step(x, y, lr):
         optimizer.lr = lr
-        loss = g.forward({"x": x, "targets": y})
+        loss = g.forward({"tokens": x, "targets": y})
         optimizer.step(clip_by_global_norm(g.backward(), 1.0))
         return float(loss)
 
@@ -220,6 +223,7 @@ def time_rows(rounds: int, iterations: int, threads: int) -> list[tuple[str, flo
 
 
 def main(argv: list[str] | None = None) -> int:
+    options.keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 iterations: a smoke run")
     parser.add_argument("--rounds", type=options.positive_int, default=7, help="interleaved rounds (default 7)")
