@@ -293,3 +293,22 @@ def test_gelu_in_blocks_gives_the_same_numbers_as_over_the_whole_array():
     np.testing.assert_allclose(dx, local * upstream, rtol=1e-15, atol=0)
     whole = in_blocks(np.tanh, x.astype(np.float32))
     assert whole.dtype == np.float32 and np.array_equal(whole, np.tanh(x.astype(np.float32)))
+
+
+def test_linear_gate_equals_matmul_then_add():
+    rng = np.random.default_rng(15)
+    x, W, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
+    upstream = rng.standard_normal((2, 3, 5))
+    out, (dx, dW, db) = run_gate(gates.LinearGate(), x, W, b, upstream=upstream)
+    product, (dx_product, dW_product) = run_gate(gates.MatMulGate(), x, W, upstream=upstream)
+    np.testing.assert_allclose(out, gates.AddGate().forward(product, b), rtol=1e-14)
+    np.testing.assert_allclose(dx, dx_product, rtol=1e-14)
+    np.testing.assert_allclose(dW, dW_product, rtol=1e-14)
+    np.testing.assert_allclose(db, upstream.sum(axis=(0, 1)), rtol=1e-14)
+
+
+def test_linear_gate_rejects_a_bias_of_the_wrong_size():
+    g = ComputationalGraph()
+    g.add_gate(gates.LinearGate(), g.add_input("x"), g.add_input("W"), g.add_input("b"), name="fc")
+    with pytest.raises(GateForwardError, match=r"gate 'fc' \(LinearGate\).*W \(4, 5\) and b \(4,\)"):
+        g.forward({"x": np.ones((2, 4)), "W": np.ones((4, 5)), "b": np.ones(4)})
