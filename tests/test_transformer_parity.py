@@ -68,16 +68,16 @@ def attention_forward(x, P, prefix):
     p = np.exp(scores - scores.max(axis=-1, keepdims=True))
     p /= p.sum(axis=-1, keepdims=True)
     mixed = merge_heads(p @ v)
-    out = mixed @ P[f"{prefix}.W"] + P[f"{prefix}.b"]
+    out = mixed @ P[f"{prefix}.proj.W"] + P[f"{prefix}.proj.b"]
     return out, (x, q, k, v, p, mixed)
 
 
 def attention_backward(dout, cache, P, prefix, grads):
     x, q, k, v, p, mixed = cache
     D = q.shape[3]
-    grads[f"{prefix}.W"] = np.einsum("btc,btd->cd", mixed, dout)
-    grads[f"{prefix}.b"] = dout.sum(axis=(0, 1))
-    dmixed = split_heads(dout @ P[f"{prefix}.W"].T)
+    grads[f"{prefix}.proj.W"] = np.einsum("btc,btd->cd", mixed, dout)
+    grads[f"{prefix}.proj.b"] = dout.sum(axis=(0, 1))
+    dmixed = split_heads(dout @ P[f"{prefix}.proj.W"].T)
     dp = dmixed @ v.transpose(0, 1, 3, 2)
     dv = p.transpose(0, 1, 3, 2) @ dmixed
     dscores = p * (dp - (dp * p).sum(axis=-1, keepdims=True)) / math.sqrt(D)
