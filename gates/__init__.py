@@ -4,11 +4,11 @@ Families: :mod:`gates.arithmetic`, :mod:`gates.activations`,
 :mod:`gates.reductions`, :mod:`gates.linalg`, :mod:`gates.losses`,
 :mod:`gates.indexing`, :mod:`gates.sequence_losses`,
 :mod:`gates.convolution`, :mod:`gates.pooling`, :mod:`gates.normalization`,
-:mod:`gates.shape`.  Write your
+:mod:`gates.shape`, :mod:`gates.attention`.  Write your
 own by subclassing :class:`Gate`.
 """
 
-from gates.activations import ELUGate, LeakyReLUGate, ReLUGate, SigmoidGate, TanhGate
+from gates.activations import ELUGate, GELUGate, LeakyReLUGate, ReLUGate, SigmoidGate, SoftmaxGate, TanhGate
 from gates.arithmetic import (
     AddGate,
     DivideGate,
@@ -22,16 +22,17 @@ from gates.arithmetic import (
     ReciprocalGate,
     SubtractGate,
 )
+from gates.attention import CausalMaskGate, PositionEmbeddingGate, ScaledDotProductAttentionGate
 from gates.base import Gate, input_count
 from gates.indexing import ConcatenateGate, EmbeddingGate, SliceGate, StackGate
 from gates.convolution import Conv2DGate
-from gates.linalg import MatMulGate
+from gates.linalg import LinearGate, MatMulGate
 from gates.losses import LogSoftmaxGate, SoftmaxCrossEntropyGate, SquaredErrorGate
-from gates.normalization import BatchNormGate, DropoutGate
+from gates.normalization import BatchNormGate, DropoutGate, LayerNormGate
 from gates.pooling import AvgPool2DGate, MaxPool2DGate
 from gates.reductions import MeanGate, SumGate
 from gates.sequence_losses import SoftmaxCrossEntropySumGate
-from gates.shape import FlattenGate, ReshapeGate
+from gates.shape import FlattenGate, FlattenLastGate, ReshapeGate, TransposeGate, UnflattenGate
 
 __all__ = [
     "Gate",
@@ -70,4 +71,14 @@ __all__ = [
     "DropoutGate",
     "FlattenGate",
     "ReshapeGate",
+    "GELUGate",
+    "SoftmaxGate",
+    "LayerNormGate",
+    "TransposeGate",
+    "UnflattenGate",
+    "FlattenLastGate",
+    "CausalMaskGate",
+    "ScaledDotProductAttentionGate",
+    "PositionEmbeddingGate",
+    "LinearGate",
 ]

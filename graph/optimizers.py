@@ -576,3 +576,203 @@ def _positive(function: str, what: str, value: Any) -> float:
     if not number > 0:  # NaN too
         raise OptimizerError(f"{function}: {what} must be > 0, got {number:g}")
     return number
+
+
+class AdamW(Optimizer):
+    """AdamW (Loshchilov and Hutter, 2019) as ``torch.optim.AdamW``: Adam with decoupled weight decay.
+
+    At step t = 1, 2, ..., for each parameter p with gradient g::
+
+        p = p - lr * weight_decay * p              the decay, not through g
+        m = beta1 * m + (1 - beta1) * g            (m, v start at 0)
+        v = beta2 * v + (1 - beta2) * g**2
+        p = p - lr / (1 - beta1**t) * m / (sqrt(v) / sqrt(1 - beta2**t) + eps)
+
+    The decay shrinks p directly, so it is not divided by sqrt(v) as an L2
+    term in the gradient would be (that is ``Adam(weight_decay=...)``).
+    Parameters named in ``no_decay`` (or chosen by it, when it is a
+    function) take the Adam step without the decay: nanoGPT decays only its
+    weight matrices and embeddings, not biases or layer norm scales.
+
+    Parameters
+    ----------
+    params, lr
+        See :class:`Optimizer`.
+    beta1, beta2 : float
+        Decay rates of the moment estimates, in [0, 1).
+    eps : float
+        Keeps the division finite, >= 0.
+    weight_decay : float
+        The decoupled decay, >= 0 (PyTorch's default 0.01).
+    no_decay : iterable of names, or callable (name, array) -> bool, optional
+        The parameters exempt from the decay: names of ``params``, or a
+        function answering True for an exempt one (called once, here).
+
+    Raises
+    ------
+    OptimizerError
+        A hyperparameter out of range, or a name in ``no_decay`` that is not a parameter.
+    OptimizerTypeError
+        ``no_decay`` is text (one name must be given in a list) or not iterable or callable.
+    """
+
+    state_names = ("m", "v")
+
+    def __init__(
+        self,
+        params: Mapping[str, np.ndarray],
+        lr: float = 1e-3,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        no_decay: Any = (),
+    ):
+        super().__init__(params, lr, weight_decay)
+        _check_range(self, "beta1", beta1, low=0.0, high=1.0)
+        _check_range(self, "beta2", beta2, low=0.0, high=1.0)
+        _check_range(self, "eps", eps, low=0.0)
+        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        self.no_decay = _exempt_names(self, params, no_decay)
+        self.m: dict[str, np.ndarray] = {}
+        self.v: dict[str, np.ndarray] = {}
+
+    def step(self, grads: Mapping[str, Any]) -> None:
+        """Decay, then take the Adam step, for every parameter in place (see :meth:`Optimizer.step`).
+
+        The decay multiplies the parameter itself, so it is applied here
+        rather than added to the gradient as :meth:`Optimizer.step` does.
+        """
+        checked = self._checked_gradients(grads)
+        self.steps += 1
+        for name, param in self.params.items():
+            if not (type(param) is np.ndarray and param.dtype.kind == "f" and param.flags.writeable):
+                dtype = param.dtype if isinstance(param, np.ndarray) and param.dtype.kind == "f" else np.float64
+                param = self.params[name] = np.array(param, dtype=dtype)
+            grad = checked[name]
+            if grad.dtype != param.dtype:  # compute, and keep state, in the parameter's dtype
+                grad = grad.astype(param.dtype)
+            if self.weight_decay and name not in self.no_decay:
+                param *= 1.0 - self.lr * self.weight_decay
+            param -= self.update(name, grad)
+
+    def update(self, name, grad):
+        beta1, beta2, t = self.beta1, self.beta2, self.steps
+        m, v = self.m.get(name), self.v.get(name)
+        if m is None:
+            m = self.m[name] = np.zeros_like(grad)
+            v = self.v[name] = np.zeros_like(grad)
+        # In place: m and v are this optimizer's own arrays (state_dict copies them).
+        m *= beta1
+        m += (1.0 - beta1) * grad
+        v *= beta2
+        v += (1.0 - beta2) * grad * grad
+        denominator = np.sqrt(v)
+        denominator /= math.sqrt(1.0 - beta2**t)
+        denominator += self.eps
+        step_size = self.lr / (1.0 - beta1**t)
+        return (step_size * m) / denominator
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """As :meth:`Optimizer.state_dict`, plus ``"no_decay"``: the exempt names, sorted."""
+        state = super().state_dict()
+        state["no_decay"] = np.array(sorted(self.no_decay), dtype=str)
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """As :meth:`Optimizer.load_state_dict`; the exempt names must also be the same.
+
+        Raises
+        ------
+        OptimizerError
+            The state's exempt names differ (listing them), or as
+            :meth:`Optimizer.load_state_dict`; the optimizer is unchanged.
+        """
+        if not isinstance(state, Mapping):
+            raise OptimizerTypeError(f"AdamW.load_state_dict takes a dict made by state_dict(), got {type(state).__name__}")
+        saved = set(np.asarray(state.get("no_decay", [])).ravel().tolist())
+        if saved != self.no_decay:
+            raise OptimizerError(
+                f"AdamW.load_state_dict: the state exempts {sorted(saved)} from weight decay but this optimizer "
+                f"exempts {sorted(self.no_decay)}; nothing was changed"
+            )
+        super().load_state_dict({key: value for key, value in state.items() if key != "no_decay"})
+
+    def __repr__(self) -> str:
+        return (
+            f"AdamW(lr={self.lr:g}, beta1={self.beta1:g}, beta2={self.beta2:g}, eps={self.eps:g}, "
+            f"weight_decay={self.weight_decay:g}, no_decay={sorted(self.no_decay)})"
+        )
+
+
+def _exempt_names(optimizer: Optimizer, params: Mapping[str, np.ndarray], no_decay: Any) -> frozenset[str]:
+    """The names ``no_decay`` exempts from decay (see :class:`AdamW`), each checked to be a parameter."""
+    who = type(optimizer).__name__
+    if callable(no_decay):
+        return frozenset(name for name, value in params.items() if no_decay(name, value))
+    if isinstance(no_decay, (str, bytes)) or not hasattr(no_decay, "__iter__"):
+        raise OptimizerTypeError(
+            f"{who}: no_decay must be a list of parameter names or a function (name, array) -> bool, "
+            f"got {no_decay!r}"
+        )
+    names = frozenset(no_decay)
+    unknown = sorted(str(name) for name in names if name not in params)
+    if unknown:
+        raise OptimizerError(f"{who}: no_decay names {unknown}, which are not parameters (have {sorted(params)})")
+    return names
+
+
+class WarmupCosine:
+    """A learning rate schedule: linear warmup, then cosine decay to ``min_lr`` (nanoGPT's ``get_lr``).
+
+    ``schedule(iteration)`` is the learning rate for the step taken after
+    ``iteration`` steps (0, 1, 2, ...)::
+
+        iteration < warmup:              lr * (iteration + 1) / (warmup + 1)
+        warmup <= iteration <= decay:    min_lr + (lr - min_lr) * (1 + cos(pi * r)) / 2,
+                                         r = (iteration - warmup) / (decay - warmup)
+        iteration > decay:               min_lr
+
+    Set it before each step, ``optimizer.lr = schedule(iteration)``; it is a
+    plain callable iteration -> lr, as ``graph.Solver``'s schedule hook takes.
+
+    Parameters
+    ----------
+    lr : float
+        The peak learning rate, > 0.
+    warmup : int
+        Steps of linear warmup, >= 0.
+    decay : int
+        The iteration where the cosine reaches ``min_lr``, > ``warmup``.
+    min_lr : float
+        The floor, in [0, lr].
+
+    Raises
+    ------
+    ValueError
+        A value out of range (TypeError for one that is not a number).
+    """
+
+    def __init__(self, lr: float, warmup: int, decay: int, min_lr: float = 0.0):
+        self.lr = _positive("WarmupCosine", "lr", lr)
+        for what, value in (("warmup", warmup), ("decay", decay)):
+            if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) or value < 0:
+                raise ValueError(f"WarmupCosine: {what} must be a whole number >= 0, got {value!r}")
+        if decay <= warmup:
+            raise ValueError(f"WarmupCosine: decay ({decay}) must come after the warmup ({warmup})")
+        if not isinstance(min_lr, numbers.Real) or isinstance(min_lr, (bool, np.bool_)):
+            raise TypeError(f"WarmupCosine: min_lr must be a number, got {min_lr!r}")
+        if not 0.0 <= min_lr <= self.lr:
+            raise ValueError(f"WarmupCosine: min_lr must be from 0 to lr ({self.lr:g}), got {min_lr!r}")
+        self.warmup, self.decay, self.min_lr = int(warmup), int(decay), float(min_lr)
+
+    def __call__(self, iteration: int) -> float:
+        if iteration < self.warmup:
+            return self.lr * (iteration + 1) / (self.warmup + 1)
+        if iteration > self.decay:
+            return self.min_lr
+        ratio = (iteration - self.warmup) / (self.decay - self.warmup)
+        return self.min_lr + 0.5 * (1.0 + math.cos(math.pi * ratio)) * (self.lr - self.min_lr)
+
+    def __repr__(self) -> str:
+        return f"WarmupCosine(lr={self.lr:g}, warmup={self.warmup}, decay={self.decay}, min_lr={self.min_lr:g})"

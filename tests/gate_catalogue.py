@@ -144,6 +144,31 @@ CASES: dict[str, GateCase] = {
     "ConcatenateGate": GateCase(gates.ConcatenateGate, normal((2, 3), (1, 3), (3, 3))),
     "ConcatenateGate(axis=-1)": GateCase(lambda: gates.ConcatenateGate(axis=-1), normal((2, 1), (2, 4))),
     "SoftmaxCrossEntropySumGate": GateCase(gates.SoftmaxCrossEntropySumGate, _labels, no_grad=(1,)),
+    # ----------------------------------------------------- transformer (issue 21)
+    "GELUGate": GateCase(gates.GELUGate, arity=1),
+    'GELUGate(approximate="tanh")': GateCase(lambda: gates.GELUGate(approximate="tanh"), arity=1),
+    "SoftmaxGate": GateCase(gates.SoftmaxGate, normal((2, 3, 4))),
+    "SoftmaxGate(axis=0)": GateCase(lambda: gates.SoftmaxGate(axis=0), normal((3, 4))),
+    "LayerNormGate": GateCase(gates.LayerNormGate, normal((2, 3, 5), (5,), (5,))),
+    "LayerNormGate(N, D)": GateCase(lambda: gates.LayerNormGate(eps=1e-3), normal((4, 3), (3,), (3,))),
+    "MatMulGate(batched)": GateCase(gates.MatMulGate, normal((2, 3, 4, 5), (2, 3, 5, 4))),
+    "MatMulGate(stack @ matrix)": GateCase(gates.MatMulGate, normal((2, 3, 4), (4, 5))),
+    "MatMulGate(matrix @ stack)": GateCase(gates.MatMulGate, normal((3, 4), (2, 4, 5))),
+    "MatMulGate(broadcast batch)": GateCase(gates.MatMulGate, normal((2, 1, 3, 4), (3, 4, 2))),
+    "MatMulGate(1-D @ stack)": GateCase(gates.MatMulGate, normal((4,), (2, 4, 3))),
+    "MatMulGate(stack @ 1-D)": GateCase(gates.MatMulGate, normal((2, 3, 4), (4,))),
+    "LinearGate": GateCase(gates.LinearGate, normal((2, 3, 4), (4, 5), (5,))),
+    "LinearGate(N, D)": GateCase(gates.LinearGate, normal((3, 4), (4, 2), (2,))),
+    "TransposeGate": GateCase(lambda: gates.TransposeGate((0, 2, 1, 3)), normal((2, 3, 4, 2))),
+    "UnflattenGate": GateCase(lambda: gates.UnflattenGate((2, -1)), normal((2, 3, 6))),
+    "FlattenLastGate": GateCase(gates.FlattenLastGate, normal((2, 3, 2, 3))),
+    "CausalMaskGate": GateCase(gates.CausalMaskGate, normal((2, 4, 4))),
+    "ScaledDotProductAttentionGate": GateCase(gates.ScaledDotProductAttentionGate, normal((2, 3, 4, 2), (2, 3, 4, 2), (2, 3, 4, 3))),
+    "ScaledDotProductAttentionGate(causal=False)": GateCase(
+        lambda: gates.ScaledDotProductAttentionGate(causal=False), normal((2, 3, 2), (2, 4, 2), (2, 4, 3))
+    ),
+    "ScaledDotProductAttentionGate(T < S)": GateCase(gates.ScaledDotProductAttentionGate, normal((3, 2), (4, 2), (4, 3))),
+    "PositionEmbeddingGate": GateCase(gates.PositionEmbeddingGate, normal((2, 3), (5, 4)), no_grad=(0,)),
 }
 
 
