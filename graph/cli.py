@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import math
 import os
 import secrets
+import sys
 
 #: np.random.seed and default_rng both take seeds 0 .. 2**32 - 1 (default_rng takes more, seed() does not).
 MAX_SEED = 2**32 - 1
@@ -198,3 +200,29 @@ def keep_freed_memory(threshold_bytes: int = 32 << 20) -> bool:
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
     return bool(mallopt(M_MMAP_THRESHOLD, int(threshold_bytes))) and bool(mallopt(M_TRIM_THRESHOLD, 2 * int(threshold_bytes)))
+
+
+class _Lines:
+    """What :func:`progress_bar` gives without tqdm: no bar, lines printed as they come."""
+
+    def update(self, count: int = 1) -> None:
+        pass
+
+    def write(self, line: str) -> None:
+        print(line, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, initial: int = 0):
+    """A tqdm bar on stderr if tqdm is installed (the ``train`` extra), else an object with the same three methods.
+
+    Use ``bar.update()`` after each iteration, ``bar.write(line)`` to print a
+    line above the bar (stdout), and ``bar.close()`` at the end.
+    """
+    if importlib.util.find_spec("tqdm") is None:
+        return _Lines()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="it", leave=False, file=sys.stderr, mininterval=1.0)

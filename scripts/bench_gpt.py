@@ -13,7 +13,9 @@ scripts/train_char_gpt.py draws: the same numpy generator, the same windows.
     python scripts/bench_gpt.py --train-torch --text shakespeare.txt   # nanoGPT's val loss after 2000 iterations
 
 Timings interleave the contenders round by round (the machine is shared and
-noisy) and report the median ratio with its min and max.  Both use the same
+noisy) and report the median ratio with its min and max, of wall time and of
+the process's CPU time (steadier on a busy machine: time spent waiting for a
+core is not counted).  Both use the same
 number of threads (torch.set_num_threads and threadpoolctl's BLAS limit).
 """
 
@@ -201,24 +203,28 @@ def time_rows(rounds: int, iterations: int, threads: int) -> list[tuple[str, flo
         "fused": (lambda step: lambda x, y: step(x, y, 1e-3))(graph_gpt(vocabulary, 0, fused=True)),
         "composed": (lambda step: lambda x, y: step(x, y, 1e-3))(graph_gpt(vocabulary, 0, fused=False)),
     }
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+    wall: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     with threadpool_limits(limits=threads, user_api="blas"):
         for name, step in contenders.items():  # warm up: first calls allocate and build caches
             step(*windows[0])
         for _ in range(rounds):
             for name, step in contenders.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 for x, y in windows:
                     step(x, y)
-                times[name].append((time.perf_counter() - start) / iterations)
+                wall[name].append((time.perf_counter() - start) / iterations)
+                cpu[name].append((time.process_time() - start_cpu) / iterations)
     rows = []
     for figure, top, bottom in (("graph (fused attention) / torch", "fused", "torch"),
                                 ("graph (composed attention) / torch", "composed", "torch"),
                                 ("composed / fused attention", "composed", "fused")):
-        ratios = [a / b for a, b in zip(times[top], times[bottom])]
-        detail = (f"{statistics.median(times[top]) * 1e3:.1f} ms vs {statistics.median(times[bottom]) * 1e3:.1f} ms "
-                  f"per iteration, {threads} thread(s), median of {rounds} rounds x {iterations} iterations")
-        rows.append((f"GPT training iteration: {figure}", statistics.median(ratios), min(ratios), max(ratios), detail))
+        for clock, times in (("wall", wall), ("CPU", cpu)):
+            ratios = [a / b for a, b in zip(times[top], times[bottom])]
+            detail = (f"{statistics.median(times[top]) * 1e3:.1f} ms vs {statistics.median(times[bottom]) * 1e3:.1f} "
+                      f"ms per iteration, {threads} thread(s), median of {rounds} rounds x {iterations} iterations")
+            rows.append((f"GPT iteration, {clock} time: {figure}", statistics.median(ratios), min(ratios), max(ratios),
+                         detail))
     return rows
 
 

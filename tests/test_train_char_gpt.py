@@ -43,7 +43,8 @@ def arrays(path):
         (["--width", "30", "--heads", "4"], "argument --width: must be a multiple of --heads (4), got 30"),
         (["--lr", "0"], "argument --lr: must be a finite number > 0, got '0'"),
         (["--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
-        (["--iterations", "0"], "argument --iterations: must be a whole number > 0, got '0'"),
+        (["--iterations", "-1"], "argument --iterations: must be a whole number >= 0, got '-1'"),
+        (["--attention-map", "no/such/folder/a.png"], "argument --attention-map: cannot write 'no/such/folder/a.png'"),
         (["--sample-every", "-1"], "argument --sample-every: must be a whole number >= 0, got '-1'"),
         (["--text", "no such file.txt"], "argument --text: 'no such file.txt' does not exist"),
         (["--save", "no/such/folder/p.npz"], "argument --save: cannot write 'no/such/folder/p.npz'"),
@@ -89,6 +90,19 @@ def test_a_tiny_run_reports_samples_saves_and_plots(tmp_path, text_file, capsys)
     saved = arrays(save)
     assert saved["gpt.tokens.table"].shape == (len(vocabulary), 8) and saved["gpt.tokens.table"].dtype == np.float32
     assert plot.stat().st_size > 1000
+
+
+def test_zero_iterations_evaluate_the_loaded_model_and_draw_its_attention(tmp_path, text_file, capsys):
+    save, drawing = tmp_path / "p.npz", tmp_path / "attention.png"
+    history = train_char_gpt.main(["--text", text_file, *TINY, "--iterations", "4", "--lr", "3e-3",
+                                   "--sample-every", "0", "--save", str(save)])
+    capsys.readouterr()
+    train_char_gpt.main(["--text", text_file, *TINY, "--iterations", "0", "--load", str(save), "--sample-every", "1",
+                         "--sample-length", "5", "--attention-map", str(drawing)])
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == f"iter 0, val loss: {history['val loss'][-1]:.4f}"  # the same parameters, the same windows
+    assert out[2] == "----" and len(out) >= 5
+    assert drawing.stat().st_size > 1000
 
 
 def test_float64_and_the_default_text(capsys):
