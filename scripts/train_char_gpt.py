@@ -120,7 +120,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--load", metavar="NPZ", help="start from parameters saved by --save")
     add("--plot", metavar="PNG", help="plot the training and validation losses here (needs matplotlib)")
     add("--attention-map", metavar="PNG", help="at the end, draw every head's attention weights for the first "
-        "line of the validation text (needs matplotlib)")
+        "whole line (16 characters or more) of the validation text (needs matplotlib)")
     options.add_checkpoint_options(parser, every=250)
     args = parser.parse_args(argv)
     options.check_choice_divides(parser, "--width", args.width, "--heads", args.heads)
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     split = int(0.9 * len(data))
     train, val = data[:split], data[split:]
     g, optimizer, logits = build(args, len(chars))
-    val_windows = [random_windows(val, np.random.default_rng(args.seed + 1), args.batch, args.context)
-                   for _ in range(args.eval_batches)]
+    val_rng = np.random.default_rng(args.seed + 1)  # drawn once: every report averages the same windows
+    val_windows = [random_windows(val, val_rng, args.batch, args.context) for _ in range(args.eval_batches)]
     rng, sample_rng = np.random.default_rng(args.seed), np.random.default_rng(args.seed + 2)
     history = {"loss": [], "val loss": []}
     start = 0
@@ -204,7 +204,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         if args.sample_every:
             print("----\n" + sample(g, logits, chars, sample_rng, args.context, args.sample_length) + "\n----")
     if args.attention_map:
-        line = next((line for line in text[split:].splitlines() if len(line) >= 16), text[split:])[: args.context]
+        lines = text[split:].splitlines()[1:]  # the first is cut by the split
+        line = next((line for line in lines if len(line) >= 16), text[split:])[: args.context]
         draw_attention(args, g.params, [index[char] for char in line], line, args.attention_map)
     if args.save:
         g.save_params(args.save)

@@ -103,6 +103,10 @@ def test_zero_iterations_evaluate_the_loaded_model_and_draw_its_attention(tmp_pa
     assert out[1] == f"iter 0, val loss: {history['val loss'][-1]:.4f}"  # the same parameters, the same windows
     assert out[2] == "----" and len(out) >= 5
     assert drawing.stat().st_size > 1000
+    train_char_gpt.main(["--text", text_file, *TINY, "--iterations", "0", "--load", str(save), "--sample-every", "0",
+                         "--eval-batches", "1"])
+    one_batch = capsys.readouterr().out.splitlines()[1]
+    assert one_batch != out[1]  # the second batch holds other windows than the first
 
 
 def test_float64_and_the_default_text(capsys):
