@@ -178,30 +178,6 @@ def check_choice_divides(parser: argparse.ArgumentParser, option: str, value: in
         parser.error(f"argument {option}: must be a multiple of {by_option} ({by}), got {value}")
 
 
-def keep_freed_memory(threshold_bytes: int = 32 << 20) -> bool:
-    """Let glibc's malloc reuse freed blocks up to ``threshold_bytes`` instead of returning them to the system.
-
-    By default glibc hands every block over 128 KB to the system on free
-    (mmap/munmap), so a training loop that makes the same large temporaries
-    each iteration pays page faults on every one: measured 10-15 ms per
-    iteration of the character GPT.  ``mallopt(M_MMAP_THRESHOLD)`` raises
-    that limit for this process (as the MALLOC_MMAP_THRESHOLD_ environment
-    variable would, had it been set before Python started); 32 MB is
-    glibc's largest allowed value on 64-bit machines.  Returns False where
-    the C library is not glibc or refuses the value.
-    """
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
-    return bool(mallopt(M_MMAP_THRESHOLD, int(threshold_bytes))) and bool(mallopt(M_TRIM_THRESHOLD, 2 * int(threshold_bytes)))
-
-
 class _Lines:
     """What :func:`progress_bar` gives without tqdm: no bar, lines printed as they come."""
 

@@ -229,7 +229,6 @@ def time_rows(rounds: int, iterations: int, threads: int) -> list[tuple[str, flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    options.keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 iterations: a smoke run")
     parser.add_argument("--rounds", type=options.positive_int, default=7, help="interleaved rounds (default 7)")

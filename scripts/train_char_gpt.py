@@ -148,7 +148,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     """Train; return the histories: the loss at every iteration and the val loss at every report."""
     args = parse_args(argv)
-    options.keep_freed_memory()  # big temporaries reused, not page-faulted in each iteration
     text = args.text_content
     chars = sorted(set(text))
     index = {char: i for i, char in enumerate(chars)}
