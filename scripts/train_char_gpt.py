@@ -16,11 +16,9 @@ Without --text it trains on the source of a few standard-library modules
     python scripts/train_char_gpt.py --iterations 200 --layers 2 --width 64
 
 Every ``--eval-every`` iterations and at the end it prints ``iter N, loss: L,
-val loss: V``: L the mean training loss since the last line, V the mean over
-``--eval-batches`` validation windows drawn once.  With ``--checkpoint`` the
-parameters, AdamW's state, the batch and sample generators and the losses are
-written atomically; the same command with ``--resume`` added ends
-bit-identical to a run never interrupted.
+val loss: V`` (L the mean training loss since the last line, V the mean over
+``--eval-batches`` batches of validation windows drawn once).  ``--resume``
+from a ``--checkpoint`` ends bit-identical to a run never interrupted.
 """
 
 from __future__ import annotations
@@ -177,6 +175,13 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     schedule = WarmupCosine(args.lr, warmup=min(WARMUP, args.iterations - 1), decay=args.iterations,
                             min_lr=args.lr / 10) if args.iterations else None
     bar = options.progress_bar(args.iterations, start)
+
+    def validation_loss() -> float:
+        return float(np.mean([g.forward({"tokens": vx, "targets": vy}) for vx, vy in val_windows]))
+
+    def show_sample() -> None:
+        bar.write("----\n" + sample(g, logits, chars, sample_rng, args.context, args.sample_length) + "\n----")
+
     for n in range(start, args.iterations):
         x, y = random_windows(train, rng, args.batch, args.context)
         optimizer.lr = schedule(n)
@@ -185,23 +190,21 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         bar.update()
         n += 1
         if n % args.eval_every == 0 or n == args.iterations:
-            val_loss = float(np.mean([g.forward({"tokens": vx, "targets": vy}) for vx, vy in val_windows]))
-            history["val loss"].append(val_loss)
+            history["val loss"].append(val_loss := validation_loss())
             recent = history["loss"][-(n % args.eval_every or args.eval_every):]  # since the last line
             bar.write(f"iter {n}, loss: {np.mean(recent):.4f}, val loss: {val_loss:.4f}")
         if args.sample_every and n % args.sample_every == 0:
-            bar.write("----\n" + sample(g, logits, chars, sample_rng, args.context, args.sample_length) + "\n----")
+            show_sample()
         if args.checkpoint and (n % args.checkpoint_every == 0 or n == args.iterations):
             optimizer.lr = args.lr  # the checkpoint keeps the peak rate; the schedule gives each step's
             save_checkpoint(args.checkpoint, params=g.params, optimizer=optimizer,
                             rngs={"batches": rng, "samples": sample_rng}, progress={"iteration": n},
                             histories=history, script=SCRIPT, settings=settings_of(args, text))
-    bar.close()
-    if args.iterations == 0:
-        val_loss = float(np.mean([g.forward({"tokens": vx, "targets": vy}) for vx, vy in val_windows]))
-        print(f"iter 0, val loss: {val_loss:.4f}")
+    if args.iterations == 0:  # only evaluate (and sample) the loaded parameters
+        bar.write(f"iter 0, val loss: {validation_loss():.4f}")
         if args.sample_every:
-            print("----\n" + sample(g, logits, chars, sample_rng, args.context, args.sample_length) + "\n----")
+            show_sample()
+    bar.close()
     if args.attention_map:
         lines = text[split:].splitlines()[1:]  # the first is cut by the split
         line = next((line for line in lines if len(line) >= 16), text[split:])[: args.context]
