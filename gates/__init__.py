@@ -26,7 +26,7 @@ from gates.attention import CausalMaskGate, PositionEmbeddingGate, ScaledDotProd
 from gates.base import Gate, input_count
 from gates.indexing import ConcatenateGate, EmbeddingGate, SliceGate, StackGate
 from gates.convolution import Conv2DGate
-from gates.linalg import MatMulGate
+from gates.linalg import LinearGate, MatMulGate
 from gates.losses import LogSoftmaxGate, SoftmaxCrossEntropyGate, SquaredErrorGate
 from gates.normalization import BatchNormGate, DropoutGate, LayerNormGate
 from gates.pooling import AvgPool2DGate, MaxPool2DGate
@@ -80,4 +80,5 @@ __all__ = [
     "CausalMaskGate",
     "ScaledDotProductAttentionGate",
     "PositionEmbeddingGate",
+    "LinearGate",
 ]

@@ -7,21 +7,17 @@ import numpy as np
 from gates.base import Gate
 
 
-#: Results with at most this many elements come from np.dot, bigger ones from np.matmul.
-#: Both call the same BLAS routine.  np.dot first fills its result with zeros, which
-#: costs more than it saves on a big result (the two-layer net's 1000 x 100 dW);
-#: np.matmul first sets up numpy's general ufunc machinery, a few microseconds that
-#: count on a small one (scripts/bench.py).
-SMALL_PRODUCT = 8192
-
-
 def _product(a, b):
-    """a @ b for a: (N, D) and b: (D, H), by the cheaper of np.dot and np.matmul.
+    """a @ b for a: (N, D) and b: (D, H): np.matmul, or np.dot for an outer product (D = 1).
 
-    An outer product (D = 1, as in a recurrent net's weight gradients over
-    one example) is about four times faster through np.dot whatever its size.
+    Both call the same BLAS routine for a matrix product, but an outer
+    product (a recurrent net's weight gradients over one example) is about
+    four times faster through np.dot, 3 against 12 microseconds at 100 x 100.
+    (A threshold sending every small product to np.dot, which saves about
+    0.4 microseconds a call, bought less than the noise of the two-layer
+    and char-RNN rows of scripts/bench.py, so it went.)
     """
-    if a.shape[0] * b.shape[1] <= SMALL_PRODUCT or a.shape[1] == 1:
+    if a.shape[1] == 1:
         return a.dot(b)
     return np.matmul(a, b)
 
@@ -113,3 +109,42 @@ def _batched_grad(a, b, shape):
     if stretched:
         grad = np.add.reduce(grad, axis=stretched, keepdims=True)
     return grad
+
+
+class LinearGate(Gate):
+    """z = x @ W + b at every position: a dense layer's MatMulGate and AddGate in one gate.
+
+    x: (..., D), e.g. (B, T, C);  W: (D, H);  b: (H,);  z: (..., H).
+    With the rows of x and of the upstream gradient stacked, x: (M, D), dy: (M, H)::
+
+        dx = dy @ W^T,   dW = x^T @ dy,   db = sum of dy over the M rows
+
+    The sums over rows are part of the formula (dW is one product of all
+    rows), as in the course's affine layer.  Adding b into the product's
+    own result, rather than into a new array as an AddGate does, and
+    summing db here save a pass over the output each way (scripts/bench_gpt.py);
+    tests/test_attention.py checks it against MatMulGate and AddGate.
+    Caches x's rows and W.
+    """
+
+    symbol = "linear"
+
+    def forward(self, x, W, b):
+        if np.ndim(x) < 1 or np.ndim(W) != 2 or np.shape(b) != np.shape(W)[1:] or x.shape[-1] != W.shape[0]:
+            raise ValueError(
+                f"LinearGate takes x (..., D), W (D, H) and b (H,), got x {np.shape(x)}, W {np.shape(W)} "
+                f"and b {np.shape(b)}"
+            )
+        self.rows, self.W = x.reshape(-1, x.shape[-1]), W
+        out = _product(self.rows, W)
+        out += b
+        return out.reshape(*x.shape[:-1], W.shape[1])
+
+    def backward(self, upstream):
+        needs_x, needs_W, needs_b = self.needs_input_grad or (True, True, True)
+        rows, W = self.rows, self.W
+        dy = upstream.reshape(rows.shape[0], W.shape[1])
+        dx = _product(dy, W.T).reshape(*upstream.shape[:-1], W.shape[0]) if needs_x else None
+        dW = _product(rows.T, dy) if needs_W else None
+        db = np.add.reduce(dy, axis=0) if needs_b else None
+        return dx, dW, db

@@ -157,6 +157,8 @@ CASES: dict[str, GateCase] = {
     "MatMulGate(broadcast batch)": GateCase(gates.MatMulGate, normal((2, 1, 3, 4), (3, 4, 2))),
     "MatMulGate(1-D @ stack)": GateCase(gates.MatMulGate, normal((4,), (2, 4, 3))),
     "MatMulGate(stack @ 1-D)": GateCase(gates.MatMulGate, normal((2, 3, 4), (4,))),
+    "LinearGate": GateCase(gates.LinearGate, normal((2, 3, 4), (4, 5), (5,))),
+    "LinearGate(N, D)": GateCase(gates.LinearGate, normal((3, 4), (4, 2), (2,))),
     "TransposeGate": GateCase(lambda: gates.TransposeGate((0, 2, 1, 3)), normal((2, 3, 4, 2))),
     "UnflattenGate": GateCase(lambda: gates.UnflattenGate((2, -1)), normal((2, 3, 6))),
     "FlattenLastGate": GateCase(gates.FlattenLastGate, normal((2, 3, 2, 3))),

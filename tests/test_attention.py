@@ -8,7 +8,7 @@ import pytest
 from scipy import special
 
 import gates
-from gates.activations import erf, erf_float32
+from gates.activations import BLOCK, erf, erf_float32, in_blocks
 from gates.attention import MASKED_SCORE, row_sums
 from gates.normalization import row_mean
 from graph import ComputationalGraph
@@ -278,3 +278,37 @@ def test_position_embedding_reads_the_first_T_rows_and_refuses_more_than_the_con
     np.testing.assert_array_equal(dtable, [[1, 1, 1]] * 3 + [[0, 0, 0]])
     with pytest.raises(ValueError, match="5 positions, but the table has rows for 4"):
         gate.forward(np.zeros((2, 5)), table)
+
+
+def test_gelu_in_blocks_gives_the_same_numbers_as_over_the_whole_array():
+    """An array of more than one block (gates.activations.BLOCK values): blocks change nothing, not even rounding."""
+    x = np.random.default_rng(13).standard_normal(2 * BLOCK + 123)
+    upstream = np.random.default_rng(14).standard_normal(x.shape)
+    gate = gates.GELUGate()
+    out = gate.forward(x)
+    (dx,) = gate.backward(upstream)
+    cdf = 0.5 * (1.0 + special.erf(x * (1.0 / math.sqrt(2.0))))
+    np.testing.assert_array_equal(out, x * cdf)
+    local = np.exp(-0.5 * (x * x)) * x * (1.0 / math.sqrt(2.0 * math.pi)) + cdf
+    np.testing.assert_allclose(dx, local * upstream, rtol=1e-15, atol=0)
+    whole = in_blocks(np.tanh, x.astype(np.float32))
+    assert whole.dtype == np.float32 and np.array_equal(whole, np.tanh(x.astype(np.float32)))
+
+
+def test_linear_gate_equals_matmul_then_add():
+    rng = np.random.default_rng(15)
+    x, W, b = rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 5)), rng.standard_normal(5)
+    upstream = rng.standard_normal((2, 3, 5))
+    out, (dx, dW, db) = run_gate(gates.LinearGate(), x, W, b, upstream=upstream)
+    product, (dx_product, dW_product) = run_gate(gates.MatMulGate(), x, W, upstream=upstream)
+    np.testing.assert_allclose(out, gates.AddGate().forward(product, b), rtol=1e-14)
+    np.testing.assert_allclose(dx, dx_product, rtol=1e-14)
+    np.testing.assert_allclose(dW, dW_product, rtol=1e-14)
+    np.testing.assert_allclose(db, upstream.sum(axis=(0, 1)), rtol=1e-14)
+
+
+def test_linear_gate_rejects_a_bias_of_the_wrong_size():
+    g = ComputationalGraph()
+    g.add_gate(gates.LinearGate(), g.add_input("x"), g.add_input("W"), g.add_input("b"), name="fc")
+    with pytest.raises(GateForwardError, match=r"gate 'fc' \(LinearGate\).*W \(4, 5\) and b \(4,\)"):
+        g.forward({"x": np.ones((2, 4)), "W": np.ones((4, 5)), "b": np.ones(4)})

@@ -49,7 +49,7 @@ def test_composed_and_fused_attention_give_equal_values_and_gradients():
         np.testing.assert_allclose(fused_grads[name], composed_grads[name], rtol=1e-10, atol=1e-12, err_msg=name)
 
 
-def test_the_composed_attention_shows_every_step():
+def test_the_composed_attention_shows_every_step(tmp_path):
     g = ComputationalGraph()
     x = g.add_input("x")
     causal_self_attention(g, x, width=4, heads=2, name="attn", rng=np.random.default_rng(0), fused=False)
@@ -58,6 +58,8 @@ def test_the_composed_attention_shows_every_step():
     text = g.explain()
     for step in ("attn.scores", "attn.scaled", "attn.masked", "attn.weights", "attn.mixed"):
         assert step in text
+    picture = g.draw(str(tmp_path / "attention.png"))
+    assert (tmp_path / "attention.png").stat().st_size > 0, picture
     weights = g.value("attn.weights")  # (B, H, T, T): each row a distribution over earlier positions
     assert weights.shape == (1, 2, 3, 3) and weights[0, 0, 0, 1] == 0.0
     np.testing.assert_allclose(weights.sum(axis=-1), 1.0)
@@ -119,7 +121,7 @@ def test_initialization_is_nanogpts():
         elif name.endswith(".gamma"):
             assert (value == 1.0).all(), name
         else:
-            residual = name.endswith(("attn.W", "mlp.proj.W"))
+            residual = name.endswith(("attn.proj.W", "mlp.proj.W"))
             expected = 0.02 / math.sqrt(2 * layers) if residual else 0.02
             assert abs(value.std() / expected - 1.0) < 0.1, (name, value.std())
 

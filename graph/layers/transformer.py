@@ -44,6 +44,7 @@ from gates import (
     FlattenLastGate,
     GELUGate,
     LayerNormGate,
+    LinearGate,
     MatMulGate,
     MultiplyGate,
     PositionEmbeddingGate,
@@ -74,6 +75,8 @@ def linear(
 ) -> Node:
     """``x @ W + b`` at every position, W drawn from normal(0, std), b zeros; return its output node.
 
+    One :class:`gates.LinearGate` (a MatMulGate and an AddGate in one, faster).
+
     Parameters
     ----------
     g : ComputationalGraph
@@ -94,8 +97,7 @@ def linear(
     _check_rng(rng)
     W = g.add_param(f"{name}.W", rng.normal(0.0, std, size=(in_features, out_features)))
     b = g.add_param(f"{name}.b", np.zeros(out_features))
-    xW = g.add_gate(MatMulGate(), x, W, name=f"{name}.xW")
-    return g.add_gate(AddGate(), xW, b, name=name)
+    return g.add_gate(LinearGate(), x, W, b, name=name)
 
 
 def layer_norm(g: ComputationalGraph, x: NodeLike, width: int, name: str, eps: float = 1e-5) -> Node:
@@ -152,9 +154,9 @@ def causal_self_attention(
         C and H; H must divide C.
     name : str
         Adds the linear layers ``{name}.q``, ``{name}.k``, ``{name}.v`` and
-        ``{name}.proj`` (parameters ``{name}.q.W``: (C, C), ``{name}.q.b``: (C,), ...).
-        With ``fused=False`` the attention weights (B, H, T, T) are the node
-        ``{name}.weights``; the output node is named ``name``.
+        ``{name}.proj`` (parameters ``{name}.q.W``: (C, C), ``{name}.q.b``: (C,), ...);
+        the output node is ``{name}.proj``.  With ``fused=False`` the
+        attention weights (B, H, T, T) are the node ``{name}.weights``.
     rng : numpy.random.Generator
     fused : bool
         True: one :class:`gates.ScaledDotProductAttentionGate` (``{name}.attention``).
@@ -196,7 +198,7 @@ def causal_self_attention(
         mixed = g.add_gate(MatMulGate(), weights, per_head["v"], name=f"{name}.mixed")  # (B, H, T, D)
     positions_first = g.add_gate(TransposeGate((0, 2, 1, 3)), mixed, name=f"{name}.heads_out")  # (B, T, H, D)
     merged = g.add_gate(FlattenLastGate(2), positions_first, name=f"{name}.merged")  # (B, T, C)
-    return linear(g, merged, width, width, name, rng, std=proj_std)
+    return linear(g, merged, width, width, f"{name}.proj", rng, std=proj_std)
 
 
 def transformer_block(
@@ -230,7 +232,7 @@ def transformer_block(
         Attention as one gate (True) or as small gates (False).
     proj_std : float
         Standard deviation of the two projections back into the residual
-        stream (``{name}.attn.W`` and ``{name}.mlp.proj.W``).
+        stream (``{name}.attn.proj.W`` and ``{name}.mlp.proj.W``).
     gelu : {"none", "tanh"}
         :class:`gates.GELUGate`'s ``approximate``: exact (nanoGPT's) or the tanh form.
 
