@@ -144,7 +144,7 @@ def train_torch(text: str, iterations: int, eval_every: int, eval_batches: int, 
     train, val = data[:split], data[split:]
     model = torch_gpt(len(chars), seed=seed, **MODEL)
     optimizer = torch_optimizer(model)
-    schedule = WarmupCosine(1e-3, warmup=100, decay=iterations, min_lr=1e-4)
+    schedule = WarmupCosine(1e-3, warmup=min(100, iterations - 1), decay=iterations, min_lr=1e-4)
     rng, val_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     val_windows = [random_windows(val, val_rng, BATCH, MODEL["context"]) for _ in range(eval_batches)]
     losses, val_loss = [], float("nan")
