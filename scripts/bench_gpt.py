@@ -133,7 +133,7 @@ def torch_step(model, optimizer, x, y, lr: float) -> float:
 
 
 def train_torch(text: str, iterations: int, eval_every: int, eval_batches: int, seed: int, threads: int) -> float:
-    """nanoGPT trained on ``text`` as train_char_gpt.py trains (same windows); prints its curve, returns the last val loss."""
+    """nanoGPT trained on ``text`` as train_char_gpt.py trains (same windows); prints its curve, returns its val loss."""
     import torch
 
     torch.set_num_threads(threads)
@@ -152,7 +152,8 @@ def train_torch(text: str, iterations: int, eval_every: int, eval_batches: int, 
     for n in range(iterations + 1):
         if n % eval_every == 0 or n == iterations:
             with torch.no_grad():
-                val_loss = statistics.fmean(float(model(torch.from_numpy(x), torch.from_numpy(y))) for x, y in val_windows)
+                val_loss = statistics.fmean(
+                    float(model(torch.from_numpy(x), torch.from_numpy(y))) for x, y in val_windows)
             train_loss = statistics.fmean(losses) if losses else float("nan")
             print(f"iter {n}, loss: {train_loss:.4f}, val loss: {val_loss:.4f} ({time.perf_counter() - start:.0f} s)",
                   flush=True)
