@@ -156,7 +156,7 @@ def erf_float32(x):
 
     The fast path of :func:`erf`: scipy's float32 erf takes about 4 ms for
     the character GPT's (12, 64, 512) activations, this about 1 ms
-    (scripts/bench.py); tests/test_attention.py checks that the two agree.
+    (measured with one thread); tests/test_attention.py checks that the two agree.
     """
     return in_blocks(_erf_rational, np.asarray(x))
 
