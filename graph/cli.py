@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import math
 import os
 import secrets
+import sys
 
 #: np.random.seed and default_rng both take seeds 0 .. 2**32 - 1 (default_rng takes more, seed() does not).
 MAX_SEED = 2**32 - 1
@@ -176,25 +178,27 @@ def check_choice_divides(parser: argparse.ArgumentParser, option: str, value: in
         parser.error(f"argument {option}: must be a multiple of {by_option} ({by}), got {value}")
 
 
-def keep_freed_memory(threshold_bytes: int = 32 << 20) -> bool:
-    """Let glibc's malloc reuse freed blocks up to ``threshold_bytes`` instead of returning them to the system.
+class _Lines:
+    """What :func:`progress_bar` gives without tqdm: no bar, lines printed as they come."""
 
-    By default glibc hands every block over 128 KB to the system on free
-    (mmap/munmap), so a training loop that makes the same large temporaries
-    each iteration pays page faults on every one: measured 10-15 ms per
-    iteration of the character GPT.  ``mallopt(M_MMAP_THRESHOLD)`` raises
-    that limit for this process (as the MALLOC_MMAP_THRESHOLD_ environment
-    variable would, had it been set before Python started); 32 MB is
-    glibc's largest allowed value on 64-bit machines.  Returns False where
-    the C library is not glibc or refuses the value.
+    def update(self, count: int = 1) -> None:
+        pass
+
+    def write(self, line: str) -> None:
+        print(line, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def progress_bar(total: int, initial: int = 0):
+    """A tqdm bar on stderr if tqdm is installed (the ``train`` extra), else an object with the same three methods.
+
+    Use ``bar.update()`` after each iteration, ``bar.write(line)`` to print a
+    line above the bar (stdout), and ``bar.close()`` at the end.
     """
-    import ctypes
-    import ctypes.util
+    if importlib.util.find_spec("tqdm") is None:
+        return _Lines()
+    from tqdm import tqdm
 
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # from glibc's malloc.h
-    return bool(mallopt(M_MMAP_THRESHOLD, int(threshold_bytes))) and bool(mallopt(M_TRIM_THRESHOLD, 2 * int(threshold_bytes)))
+    return tqdm(total=total, initial=initial, unit="it", leave=False, file=sys.stderr, mininterval=1.0)

@@ -689,7 +689,9 @@ class AdamW(Optimizer):
             :meth:`Optimizer.load_state_dict`; the optimizer is unchanged.
         """
         if not isinstance(state, Mapping):
-            raise OptimizerTypeError(f"AdamW.load_state_dict takes a dict made by state_dict(), got {type(state).__name__}")
+            raise OptimizerTypeError(
+                f"AdamW.load_state_dict takes a dict made by state_dict(), got {type(state).__name__}"
+            )
         saved = set(np.asarray(state.get("no_decay", [])).ravel().tolist())
         if saved != self.no_decay:
             raise OptimizerError(

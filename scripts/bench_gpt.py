@@ -13,7 +13,9 @@ scripts/train_char_gpt.py draws: the same numpy generator, the same windows.
     python scripts/bench_gpt.py --train-torch --text shakespeare.txt   # nanoGPT's val loss after 2000 iterations
 
 Timings interleave the contenders round by round (the machine is shared and
-noisy) and report the median ratio with its min and max.  Both use the same
+noisy) and report the median ratio with its min and max, of wall time and of
+the process's CPU time (steadier on a busy machine: time spent waiting for a
+core is not counted).  Both use the same
 number of threads (torch.set_num_threads and threadpoolctl's BLAS limit).
 """
 
@@ -131,7 +133,7 @@ def torch_step(model, optimizer, x, y, lr: float) -> float:
 
 
 def train_torch(text: str, iterations: int, eval_every: int, eval_batches: int, seed: int, threads: int) -> float:
-    """nanoGPT trained on ``text`` as train_char_gpt.py trains (same windows); prints its curve, returns the last val loss."""
+    """nanoGPT trained on ``text`` as train_char_gpt.py trains (same windows); prints its curve, returns its val loss."""
     import torch
 
     torch.set_num_threads(threads)
@@ -142,7 +144,7 @@ def train_torch(text: str, iterations: int, eval_every: int, eval_batches: int, 
     train, val = data[:split], data[split:]
     model = torch_gpt(len(chars), seed=seed, **MODEL)
     optimizer = torch_optimizer(model)
-    schedule = WarmupCosine(1e-3, warmup=100, decay=iterations, min_lr=1e-4)
+    schedule = WarmupCosine(1e-3, warmup=min(100, iterations - 1), decay=iterations, min_lr=1e-4)
     rng, val_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
     val_windows = [random_windows(val, val_rng, BATCH, MODEL["context"]) for _ in range(eval_batches)]
     losses, val_loss = [], float("nan")
@@ -150,7 +152,8 @@ def train_torch(text: str, iterations: int, eval_every: int, eval_batches: int, 
     for n in range(iterations + 1):
         if n % eval_every == 0 or n == iterations:
             with torch.no_grad():
-                val_loss = statistics.fmean(float(model(torch.from_numpy(x), torch.from_numpy(y))) for x, y in val_windows)
+                val_loss = statistics.fmean(
+                    float(model(torch.from_numpy(x), torch.from_numpy(y))) for x, y in val_windows)
             train_loss = statistics.fmean(losses) if losses else float("nan")
             print(f"iter {n}, loss: {train_loss:.4f}, val loss: {val_loss:.4f} ({time.perf_counter() - start:.0f} s)",
                   flush=True)
@@ -201,29 +204,32 @@ def time_rows(rounds: int, iterations: int, threads: int) -> list[tuple[str, flo
         "fused": (lambda step: lambda x, y: step(x, y, 1e-3))(graph_gpt(vocabulary, 0, fused=True)),
         "composed": (lambda step: lambda x, y: step(x, y, 1e-3))(graph_gpt(vocabulary, 0, fused=False)),
     }
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+    wall: dict[str, list[float]] = {name: [] for name in contenders}
+    cpu: dict[str, list[float]] = {name: [] for name in contenders}
     with threadpool_limits(limits=threads, user_api="blas"):
         for name, step in contenders.items():  # warm up: first calls allocate and build caches
             step(*windows[0])
         for _ in range(rounds):
             for name, step in contenders.items():
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 for x, y in windows:
                     step(x, y)
-                times[name].append((time.perf_counter() - start) / iterations)
+                wall[name].append((time.perf_counter() - start) / iterations)
+                cpu[name].append((time.process_time() - start_cpu) / iterations)
     rows = []
     for figure, top, bottom in (("graph (fused attention) / torch", "fused", "torch"),
                                 ("graph (composed attention) / torch", "composed", "torch"),
                                 ("composed / fused attention", "composed", "fused")):
-        ratios = [a / b for a, b in zip(times[top], times[bottom])]
-        detail = (f"{statistics.median(times[top]) * 1e3:.1f} ms vs {statistics.median(times[bottom]) * 1e3:.1f} ms "
-                  f"per iteration, {threads} thread(s), median of {rounds} rounds x {iterations} iterations")
-        rows.append((f"GPT training iteration: {figure}", statistics.median(ratios), min(ratios), max(ratios), detail))
+        for clock, times in (("wall", wall), ("CPU", cpu)):
+            ratios = [a / b for a, b in zip(times[top], times[bottom])]
+            detail = (f"{statistics.median(times[top]) * 1e3:.1f} ms vs {statistics.median(times[bottom]) * 1e3:.1f} "
+                      f"ms per iteration, {threads} thread(s), median of {rounds} rounds x {iterations} iterations")
+            rows.append((f"GPT iteration, {clock} time: {figure}", statistics.median(ratios), min(ratios), max(ratios),
+                         detail))
     return rows
 
 
 def main(argv: list[str] | None = None) -> int:
-    options.keep_freed_memory()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="2 rounds of 2 iterations: a smoke run")
     parser.add_argument("--rounds", type=options.positive_int, default=7, help="interleaved rounds (default 7)")

@@ -16,11 +16,9 @@ Without --text it trains on the source of a few standard-library modules
     python scripts/train_char_gpt.py --iterations 200 --layers 2 --width 64
 
 Every ``--eval-every`` iterations and at the end it prints ``iter N, loss: L,
-val loss: V``: L the mean training loss since the last line, V the mean over
-``--eval-batches`` validation windows drawn once.  With ``--checkpoint`` the
-parameters, AdamW's state, the batch and sample generators and the losses are
-written atomically; the same command with ``--resume`` added ends
-bit-identical to a run never interrupted.
+val loss: V`` (L the mean training loss since the last line, V the mean over
+``--eval-batches`` batches of validation windows drawn once).  ``--resume``
+from a ``--checkpoint`` ends bit-identical to a run never interrupted.
 """
 
 from __future__ import annotations
@@ -107,7 +105,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--width", type=options.positive_int, default=128, help="embedding width C, a multiple of --heads (128)")
     add("--context", type=options.positive_int, default=64, help="characters per window (default 64)")
     add("--batch", type=options.positive_int, default=12, help="windows per iteration (default 12)")
-    add("--iterations", type=options.positive_int, default=2000, help="training iterations (default 2000)")
+    add("--iterations", type=options.non_negative_int, default=2000,
+        help="training iterations (default 2000; 0 with --load: only evaluate, sample and draw)")
     add("--lr", type=options.positive_float, default=1e-3, help="AdamW's peak learning rate (default 1e-3)")
     add("--seed", type=options.seed, default=0, help="seeds the weights, batches and samples (default 0)")
     add("--dtype", choices=("float32", "float64"), default="float32", help="compute in (default float32)")
@@ -118,6 +117,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--save", metavar="NPZ", help="save the parameters here at the end")
     add("--load", metavar="NPZ", help="start from parameters saved by --save")
     add("--plot", metavar="PNG", help="plot the training and validation losses here (needs matplotlib)")
+    add("--attention-map", metavar="PNG", help="at the end, draw every head's attention weights for the first "
+        "whole line (16 characters or more) of the validation text (needs matplotlib)")
     options.add_checkpoint_options(parser, every=250)
     args = parser.parse_args(argv)
     options.check_choice_divides(parser, "--width", args.width, "--heads", args.heads)
@@ -125,9 +126,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     options.check_input_file(parser, "--load", args.load)
     options.check_output_file(parser, "--save", args.save)
     options.check_output_file(parser, "--plot", args.plot)
+    options.check_output_file(parser, "--attention-map", args.attention_map)
     options.check_checkpoint_options(parser, args)
-    if args.plot:
-        options.require(parser, "matplotlib", "draw", "--plot")
+    for option, path in (("--plot", args.plot), ("--attention-map", args.attention_map)):
+        if path:
+            options.require(parser, "matplotlib", "draw", option)
     options.require(parser, "scipy", "transformer", "the GELU gate")
     try:
         args.text_content = read_text(args.text)
@@ -143,7 +146,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     """Train; return the histories: the loss at every iteration and the val loss at every report."""
     args = parse_args(argv)
-    options.keep_freed_memory()  # big temporaries reused, not page-faulted in each iteration
     text = args.text_content
     chars = sorted(set(text))
     index = {char: i for i, char in enumerate(chars)}
@@ -151,8 +153,8 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     split = int(0.9 * len(data))
     train, val = data[:split], data[split:]
     g, optimizer, logits = build(args, len(chars))
-    val_windows = [random_windows(val, np.random.default_rng(args.seed + 1), args.batch, args.context)
-                   for _ in range(args.eval_batches)]
+    val_rng = np.random.default_rng(args.seed + 1)  # drawn once: every report averages the same windows
+    val_windows = [random_windows(val, val_rng, args.batch, args.context) for _ in range(args.eval_batches)]
     rng, sample_rng = np.random.default_rng(args.seed), np.random.default_rng(args.seed + 2)
     history = {"loss": [], "val loss": []}
     start = 0
@@ -171,8 +173,15 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     print(f"data has {len(text)} characters, {len(chars)} unique; {sum(p.size for p in g.params.values()):,} "
           f"parameters" + (f"; resumed after iteration {start}" if args.resume else ""))
     schedule = WarmupCosine(args.lr, warmup=min(WARMUP, args.iterations - 1), decay=args.iterations,
-                            min_lr=args.lr / 10)
-    bar = progress_bar(start, args.iterations)
+                            min_lr=args.lr / 10) if args.iterations else None
+    bar = options.progress_bar(args.iterations, start)
+
+    def validation_loss() -> float:
+        return float(np.mean([g.forward({"tokens": vx, "targets": vy}) for vx, vy in val_windows]))
+
+    def show_sample() -> None:
+        bar.write("----\n" + sample(g, logits, chars, sample_rng, args.context, args.sample_length) + "\n----")
+
     for n in range(start, args.iterations):
         x, y = random_windows(train, rng, args.batch, args.context)
         optimizer.lr = schedule(n)
@@ -181,43 +190,30 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
         bar.update()
         n += 1
         if n % args.eval_every == 0 or n == args.iterations:
-            val_loss = float(np.mean([g.forward({"tokens": vx, "targets": vy}) for vx, vy in val_windows]))
-            history["val loss"].append(val_loss)
+            history["val loss"].append(val_loss := validation_loss())
             recent = history["loss"][-(n % args.eval_every or args.eval_every):]  # since the last line
             bar.write(f"iter {n}, loss: {np.mean(recent):.4f}, val loss: {val_loss:.4f}")
         if args.sample_every and n % args.sample_every == 0:
-            bar.write("----\n" + sample(g, logits, chars, sample_rng, args.context, args.sample_length) + "\n----")
+            show_sample()
         if args.checkpoint and (n % args.checkpoint_every == 0 or n == args.iterations):
             optimizer.lr = args.lr  # the checkpoint keeps the peak rate; the schedule gives each step's
             save_checkpoint(args.checkpoint, params=g.params, optimizer=optimizer,
                             rngs={"batches": rng, "samples": sample_rng}, progress={"iteration": n},
                             histories=history, script=SCRIPT, settings=settings_of(args, text))
+    if args.iterations == 0:  # only evaluate (and sample) the loaded parameters
+        bar.write(f"iter 0, val loss: {validation_loss():.4f}")
+        if args.sample_every:
+            show_sample()
     bar.close()
+    if args.attention_map:
+        lines = text[split:].splitlines()[1:]  # the first is cut by the split
+        line = next((line for line in lines if len(line) >= 16), text[split:])[: args.context]
+        draw_attention(args, g.params, [index[char] for char in line], line, args.attention_map)
     if args.save:
         g.save_params(args.save)
     if args.plot:
         plot(history, args.eval_every, args.iterations, args.plot)
     return history
-
-
-class _NoBar:
-    def update(self) -> None:
-        pass
-
-    def write(self, line: str) -> None:
-        print(line, flush=True)
-
-    def close(self) -> None:
-        pass
-
-
-def progress_bar(start: int, total: int):
-    """A tqdm bar on stderr between the printed lines, if tqdm is installed."""
-    if importlib.util.find_spec("tqdm") is None:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=start, unit="it", leave=False, file=sys.stderr, mininterval=1.0)
 
 
 def plot(history: dict[str, list[float]], eval_every: int, iterations: int, path: str) -> None:
@@ -239,6 +235,40 @@ def plot(history: dict[str, list[float]], eval_every: int, iterations: int, path
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def draw_attention(args: argparse.Namespace, params: dict, tokens: list[int], line: str, path: str) -> None:
+    """Each head's attention weights for ``line``: a grid of heatmaps, blocks down, heads across, as a PNG.
+
+    The weights are the nodes ``gpt.block{l}.attn.weights`` of the same model
+    built with composed attention (the fused gate keeps them inside), given
+    the trained parameters.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    g = ComputationalGraph(dtype=np.dtype(args.dtype))
+    gpt(g, g.add_input("tokens", requires_grad=False), len(params["gpt.tokens.table"]), args.layers, args.heads,
+        args.width, args.context, np.random.default_rng(0), fused=False)
+    for name, value in params.items():
+        g.params[name][...] = value
+    g.forward({"tokens": np.array([tokens])})
+    labels = [repr(char)[1:-1] for char in line]
+    figure, axes = plt.subplots(args.layers, args.heads, figsize=(2.6 * args.heads, 2.6 * args.layers), squeeze=False)
+    for layer in range(args.layers):
+        weights = g.value(f"gpt.block{layer + 1}.attn.weights")[0]
+        for head in range(args.heads):
+            ax = axes[layer, head]
+            ax.imshow(weights[head], cmap="viridis", vmin=0, vmax=1)
+            ax.set_title(f"block {layer + 1}, head {head + 1}", fontsize=8)
+            ax.set_xticks(range(len(labels)), labels if layer == args.layers - 1 else [], fontsize=5)
+            ax.set_yticks(range(len(labels)), labels if head == 0 else [], fontsize=5)
+    figure.suptitle(f"attention weights (row: query position, column: key) for {line!r}", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
     plt.close(figure)
 
 
