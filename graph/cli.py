@@ -18,6 +18,10 @@ Checks to call after ``parser.parse_args`` (each calls ``parser.error``)::
 
 and ``add_checkpoint_options(parser, every=100)`` / ``check_checkpoint_options(parser, args)``
 for ``--checkpoint PATH``, ``--resume PATH`` (and ``--checkpoint-every K``).
+
+After parsing, ``stop(message)`` ends the script on input argparse cannot
+judge (a data file or checkpoint that is not what it should be): one line
+``error: ...`` on stderr and exit code 2, as an argparse error.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import importlib
 import math
 import os
 import secrets
+import sys
+from typing import NoReturn
 
 #: np.random.seed and default_rng both take seeds 0 .. 2**32 - 1 (default_rng takes more, seed() does not).
 MAX_SEED = 2**32 - 1
@@ -168,3 +174,14 @@ def check_checkpoint_options(parser: argparse.ArgumentParser, args: argparse.Nam
     check_input_file(parser, "--resume", args.resume)
     if args.resume is not None and getattr(args, "load", None) is not None:
         parser.error("argument --resume: not allowed with --load (the checkpoint holds the parameters)")
+
+
+def stop(message: str) -> NoReturn:
+    """End a script on bad input found after the options were parsed: one line on stderr, exit code 2.
+
+    For what argparse cannot see, such as a data file or checkpoint that
+    exists but is not what it should be: ``error: {message}``, no traceback,
+    the exit code of an argparse error.
+    """
+    sys.stderr.write(f"error: {message}\n")
+    raise SystemExit(2)
