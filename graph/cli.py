@@ -17,7 +17,9 @@ Checks to call after ``parser.parse_args`` (each calls ``parser.error``)::
     require(parser, "matplotlib", "draw", "--plot")  # importable, or says: pip install -e ".[draw]"
 
 and ``add_checkpoint_options(parser, every=100)`` / ``check_checkpoint_options(parser, args)``
-for ``--checkpoint PATH``, ``--resume PATH`` (and ``--checkpoint-every K``).
+for ``--checkpoint PATH``, ``--resume PATH`` (and ``--checkpoint-every K``);
+``check_not_the_checkpoint(parser, args, "--save", "--plot")`` keeps outputs
+off the checkpoint file.
 
 After parsing, ``stop(message)`` ends the script on input argparse cannot
 judge (a data file or checkpoint that is not what it should be): one line
@@ -174,6 +176,19 @@ def check_checkpoint_options(parser: argparse.ArgumentParser, args: argparse.Nam
     check_input_file(parser, "--resume", args.resume)
     if args.resume is not None and getattr(args, "load", None) is not None:
         parser.error("argument --resume: not allowed with --load (the checkpoint holds the parameters)")
+
+
+def check_not_the_checkpoint(parser: argparse.ArgumentParser, args: argparse.Namespace, *outputs: str) -> None:
+    """parser.error if an output option (``"--save"``, ``"--plot"``) names the --checkpoint or --resume file.
+
+    Those outputs are written at the end of the run: over a checkpoint, they would destroy it.
+    """
+    for option in outputs:
+        path = getattr(args, option.lstrip("-").replace("-", "_"))
+        for checkpoint_option in ("--checkpoint", "--resume"):
+            checkpoint = getattr(args, checkpoint_option[2:], None)
+            if path and checkpoint and os.path.realpath(path) == os.path.realpath(checkpoint):
+                parser.error(f"argument {option}: {path!r} is the {checkpoint_option} file; give another name")
 
 
 def stop(message: str) -> NoReturn:

@@ -6,7 +6,8 @@ course's dict (``x_train``, ``y_train``, ``x_val``, ``y_val``) that
 :class:`graph.Solver` takes.
 
 * :func:`digits_split`: the 1797 8x8 digits shipped with scikit-learn (no
-  download), split 60/20/20, stratified by class and fixed by the seed.
+  download), split 60/20/20, stratified by class and fixed by the seed;
+  :func:`digits_images`, the same as standardized 1 x 8 x 8 images.
 * :func:`load_mnist`: MNIST from an ``.npz`` file (``x_train`` (60000, 28, 28)
   uint8, ``y_train``, ``x_test``, ``y_test``) or a folder holding
   ``mnist_train.csv`` and ``mnist_test.csv`` (label, then 784 pixels per row;
@@ -67,6 +68,18 @@ def digits_split(seed: int) -> Splits:
         X_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=seed
     )
     return {"train": (X_train, y_train), "val": (X_val, y_val), "test": (X_test, y_test)}
+
+
+def digits_images(seed: int) -> Splits:
+    """The digits split of :func:`digits_split` as images: ``{"train", "val", "test"}``: (X (N, 1, 8, 8), y (N,)).
+
+    Standardized with one mean and one deviation over all pixels of the
+    training set rather than per pixel: a convolution slides the same
+    filter over every position, so every position must keep the same scale.
+    """
+    splits = digits_split(seed)
+    mean, std = splits["train"][0].mean(), splits["train"][0].std()
+    return {name: ((X.reshape(-1, 1, 8, 8) - mean) / std, y) for name, (X, y) in splits.items()}
 
 
 def solver_data(splits: Splits) -> dict[str, np.ndarray]:

@@ -25,6 +25,7 @@ interrupted.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import sys
@@ -110,8 +111,8 @@ class Solver:
         Written into checkpoints: ``resume`` takes only a checkpoint of the same name.
     settings : dict or None
         JSON-able options that change the numbers (seed, lr, ...): a checkpoint
-        resumes only with the same ones.  ``batch_size`` and the sample sizes
-        are added.
+        resumes only with the same ones.  ``batch_size``, the sample sizes
+        and, with ``checkpoint`` or ``resume``, a SHA-256 of the data are added.
 
     Raises
     ------
@@ -194,6 +195,8 @@ class Solver:
         self.keep_best, self.progress, self.verbose, self.name = bool(keep_best), bool(progress), bool(verbose), name
         self.settings = {"batch_size": self.batch_size, "num_train_samples": self.num_train_samples,
                          "num_val_samples": self.num_val_samples, **dict(settings or {})}
+        if checkpoint is not None or resume is not None:  # a checkpoint resumes only on the same data
+            self.settings["data_sha256"] = _fingerprint(self.X_train, self.y_train, self.X_val, self.y_val)
         # The training-accuracy sample comes from a generator of its own, spawned from the shuffling one.
         self.sample_rng = np.random.default_rng(self.rng.bit_generator.seed_seq.spawn(1)[0])
         self.base_lr = optimizer.lr
@@ -560,6 +563,15 @@ def _count(name: str, value: Any, minimum: int, optional: bool = False) -> int |
     if value < minimum:
         raise SolverError(f"Solver: {name} must be a whole number >= {minimum}, got {value}")
     return int(value)
+
+
+def _fingerprint(*arrays: np.ndarray) -> str:
+    """A SHA-256 of the arrays' dtypes, shapes and bytes."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(str((array.dtype.str, array.shape)).encode())
+        digest.update(np.ascontiguousarray(array))  # no copy when contiguous: hashlib reads the buffer
+    return digest.hexdigest()
 
 
 def _copy_generator(rng: np.random.Generator) -> np.random.Generator:

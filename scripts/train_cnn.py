@@ -2,39 +2,25 @@
 
 The network is conv 3x3 (padding 1) -> [batch norm] -> ReLU -> 2x2 max pool,
 twice, then [dropout] and one dense layer to the 10 class scores, with
-softmax cross-entropy, trained by ``graph.Solver`` with Adam on shuffled
-minibatches and a cosine learning-rate schedule (from --lr down to 0 over
-the run).  Evaluation runs the graph in evaluation mode: batch norm uses its
-running averages and dropout is the identity.
-
-Data (``graph.datasets``): without --data, scikit-learn's 1797 8x8 digits on
-the split of ``train_digits.py``, as 1 x 8 x 8 images standardized with one
-mean and deviation over the training pixels; with ``--data PATH``, MNIST
-from an ``.npz`` file (``x_train`` (60000, 28, 28) uint8, ``y_train``,
-``x_test``, ``y_test``) or a folder holding ``mnist_train.csv`` and
-``mnist_test.csv``; the last ``min(5000, N // 10)`` training images are the
-validation set.  A file that is not MNIST stops the script with one line.
-
-A tqdm progress bar (stderr) shows the loss and the validation accuracy.
-The test set is used once, at the end; the last line printed is
-``test accuracy 0.xxxx``.
+softmax cross-entropy, trained by ``graph.Solver`` with Adam and a cosine
+learning-rate schedule (from --lr down to 0 over the run).  Without --data:
+scikit-learn's digits on the split of ``train_digits.py``, as 1 x 8 x 8
+images; with ``--data PATH``: MNIST, an ``.npz`` file or a folder of two
+CSV files (``graph.datasets.load_mnist``).  A tqdm bar (stderr) shows the
+loss and validation accuracy; the last line printed is ``test accuracy 0.xxxx``.
 
     python scripts/train_cnn.py --seed 1
     python scripts/train_cnn.py --data mnist.npz --save cnn.npz --plot curves.png
 
-With ``--checkpoint ck.npz`` everything the loop carries (parameters, batch
-norm averages, Adam's state, the shuffling and dropout generators, the
-position in the run and the histories) is written atomically after every
-epoch and every ``--checkpoint-every`` K steps (default 500); after a kill,
-the same command with ``--resume ck.npz`` added ends with bit-identical
-parameters and running averages.  A checkpoint of another script, network,
-settings or data, or a damaged file, is refused before anything is written.
+With ``--checkpoint ck.npz`` everything the loop carries is written
+atomically after every epoch and every ``--checkpoint-every`` K steps
+(default 500); after a kill, the same command with ``--resume ck.npz`` added
+ends with bit-identical parameters and batch norm averages.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import os
 
@@ -43,12 +29,11 @@ import numpy as np
 from gates import ReLUGate, SoftmaxCrossEntropyGate
 from graph import ComputationalGraph, GraphError, Solver
 from graph import cli as options
-from graph.datasets import DataError, digits_split, load_mnist, solver_data
+from graph.datasets import DataError, digits_images, load_mnist, solver_data
 from graph.layers import batch_norm, conv2d, dense, dropout, flatten, max_pool2d
 from graph.node import Node
 from graph.optimizers import Adam
 
-# Defaults per data set.
 DEFAULTS = {
     "digits": dict(epochs=30, batch_size=32, lr=3e-3, filters=[16, 32], batch_norm=True, weight_decay=1e-3),
     "mnist": dict(epochs=5, batch_size=32, lr=1.5e-3, filters=[16, 32], batch_norm=True, weight_decay=0.0),
@@ -58,26 +43,8 @@ CHECKPOINT_EVERY = 500  # steps between checkpoints within an epoch (MNIST: abou
 SCRIPT = "train_cnn"  # written into checkpoints: --resume takes only a checkpoint of this script
 
 
-def load_digits_images(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The digits split of train_digits.py as images: {"train", "val", "test"}: (X (N, 1, 8, 8), y (N,)).
-
-    Standardized with one mean and one deviation over all pixels of the
-    training set rather than per pixel: a convolution slides the same
-    filter over every position, so every position must keep the same scale.
-    """
-    splits = digits_split(seed)
-    mean, std = splits["train"][0].mean(), splits["train"][0].std()
-    return {name: ((X.reshape(-1, 1, 8, 8) - mean) / std, y) for name, (X, y) in splits.items()}
-
-
-def build_cnn(
-    g: ComputationalGraph,
-    image_shape: tuple[int, int, int],
-    filters: list[int],
-    rng: np.random.Generator,
-    use_batch_norm: bool = False,
-    dropout_p: float = 0.0,
-) -> Node:
+def build_cnn(g: ComputationalGraph, image_shape: tuple[int, int, int], filters: list[int], rng: np.random.Generator,
+              use_batch_norm: bool = False, dropout_p: float = 0.0) -> Node:
     """Add conv-[bn]-ReLU-pool twice, [dropout], dense -> 10 and the loss to ``g``; return the scores node.
 
     Inputs: x (N, C, H, W) images and y (N,) labels, both data.
@@ -106,18 +73,11 @@ def scheduled_lr(lr: float, step: int, total_steps: int) -> float:
     return 0.5 * lr * (1.0 + math.cos(math.pi * step / total_steps))
 
 
-def settings_of(args: argparse.Namespace, splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> dict:
-    """The options that change the numbers (--epochs sets the schedule's length) and a fingerprint of the data."""
-    digest = hashlib.sha256()
-    for name in ("train", "val"):
-        for array in splits[name]:
-            digest.update(str((array.dtype.str, array.shape)).encode())
-            digest.update(np.ascontiguousarray(array))  # no copy: hashlib reads the buffer
-    return {
-        "data": args.mode, "data_sha256": digest.hexdigest(), "seed": args.seed, "epochs": args.epochs,
-        "lr": args.lr, "weight_decay": args.weight_decay, "filters": list(args.filters),
-        "batch_norm": bool(args.batch_norm), "dropout": args.dropout, "dtype": args.dtype,
-    }
+def settings_of(args: argparse.Namespace) -> dict:
+    """The options that change the numbers (--epochs sets the schedule's length): a checkpoint resumes only with them."""
+    return {"data": args.mode, "seed": args.seed, "epochs": args.epochs, "lr": args.lr,
+            "weight_decay": args.weight_decay, "filters": list(args.filters), "batch_norm": bool(args.batch_norm),
+            "dropout": args.dropout, "dtype": args.dtype}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -162,11 +122,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.checkpoint_every = CHECKPOINT_EVERY
     elif args.checkpoint is None:
         parser.error("argument --checkpoint-every: give --checkpoint with it")
-    # --save and --plot are written at the end: over a checkpoint, they would destroy it.
-    for option, path in (("--save", args.save), ("--plot", args.plot)):
-        for checkpoint_option, checkpoint in (("--checkpoint", args.checkpoint), ("--resume", args.resume)):
-            if path and checkpoint and os.path.realpath(path) == os.path.realpath(checkpoint):
-                parser.error(f"argument {option}: {path!r} is the {checkpoint_option} file; give another name")
+    options.check_not_the_checkpoint(parser, args, "--save", "--plot")
     for module in ("threadpoolctl", "tqdm"):
         options.require(parser, module, "train", "train_cnn.py")
     if args.mode == "digits":
@@ -188,7 +144,7 @@ def main(argv: list[str] | None = None) -> float:
 def train_and_test(args: argparse.Namespace) -> float:
     """Train as ``args`` say, print the summary lines, and return the test accuracy."""
     try:
-        splits = load_mnist(args.data) if args.mode == "mnist" else load_digits_images(args.seed)
+        splits = load_mnist(args.data) if args.mode == "mnist" else digits_images(args.seed)
     except DataError as error:
         options.stop(str(error))
     splits = {name: (X.astype(args.dtype), y) for name, (X, y) in splits.items()}
@@ -205,8 +161,7 @@ def train_and_test(args: argparse.Namespace) -> float:
             seed=rng, eval_batch_size=EVAL_BATCH, keep_best=False,
             lr_schedule=(lambda step: scheduled_lr(args.lr, step, total_steps)) if total_steps else None,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every if args.checkpoint else None,
-            resume=args.resume, name=SCRIPT,
-            settings=settings_of(args, splits) if args.checkpoint or args.resume else {},
+            resume=args.resume, name=SCRIPT, settings=settings_of(args),
         )
     except GraphError as error:  # a --load or --resume file of another network, or not one at all
         options.stop(f"{'--resume ' + args.resume if args.resume else '--load ' + str(args.load)}: {error}")

@@ -13,7 +13,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import train_cnn  # noqa: E402
 
-from graph.datasets import DataError, load_mnist  # noqa: E402
+from graph.datasets import DataError, digits_images, load_mnist  # noqa: E402
 
 SCRIPT = os.path.join(ROOT, "scripts", "train_cnn.py")
 
@@ -77,7 +77,7 @@ def test_loading_another_network_names_the_difference(digits_run):
 def test_the_digits_split_is_the_one_of_train_digits():
     import train_digits
 
-    images, standardized = train_cnn.load_digits_images(3), train_digits.load_splits(3)
+    images, standardized = digits_images(3), train_digits.load_splits(3)
     for name in ("train", "val", "test"):
         np.testing.assert_array_equal(images[name][1], standardized[name][1])
         assert images[name][0].shape == (len(standardized[name][1]), 1, 8, 8)
