@@ -159,7 +159,8 @@ class Solver:
                 raise SolverTypeError(f"Solver: {what} must have {', '.join(needs)}; got {type(value).__name__}")
         if g.output is None:
             raise SolverError("Solver: the graph has no output: its output must be the loss")
-        if sorted(getattr(optimizer, "params", {})) != sorted(g.params):
+        updated = getattr(optimizer, "params", {})
+        if sorted(updated) != sorted(g.params) or any(updated[name] is not g.params[name] for name in g.params):
             raise SolverError("Solver: the optimizer must be built on the graph's parameters, e.g. Adam(g.params)")
         self.batch_size = _count("batch_size", batch_size, minimum=1)
         self.epochs = _count("epochs", epochs, minimum=0)

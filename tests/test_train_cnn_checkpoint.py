@@ -149,6 +149,7 @@ def test_a_checkpoint_holds_everything_the_loop_carries(every_checkpoint):
     assert meta(copies[-1])["settings"]["filters"] == [4, 8]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_resuming_from_any_checkpoint_ends_bit_identical(every_checkpoint, dtype, capsys):
     folder, runs = every_checkpoint
