@@ -83,7 +83,13 @@ def digits_images(seed: int) -> Splits:
 
 
 def solver_data(splits: Splits) -> dict[str, np.ndarray]:
-    """The course's data dict of :class:`graph.Solver`: ``x_train``, ``y_train``, ``x_val``, ``y_val``."""
+    """The course's data dict that :class:`graph.Solver` takes, from ``{"train", "val", ...}`` splits.
+
+    Returns
+    -------
+    dict
+        ``x_train`` (N, ...), ``y_train`` (N,), ``x_val`` (M, ...), ``y_val`` (M,): the arrays themselves, not copies.
+    """
     return {
         "x_train": splits["train"][0], "y_train": splits["train"][1],
         "x_val": splits["val"][0], "y_val": splits["val"][1],
@@ -168,7 +174,14 @@ def _check_mnist_part(path: str, name: str, images: np.ndarray, labels: np.ndarr
 
 
 def read_mnist_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(x_train, y_train, x_test, y_test) as stored in an .npz file, read completely; DataError otherwise."""
+    """(x_train, y_train, x_test, y_test) as stored in an .npz file, read completely.
+
+    Raises
+    ------
+    DataError
+        If ``path`` is no file, not a zip of arrays (a single .npy array,
+        text, a truncated or damaged file), or lacks one of the four arrays.
+    """
     if not os.path.isfile(path):
         raise DataError(
             f"no MNIST at {path!r}: give an .npz file ({', '.join(MNIST_KEYS)}) or a folder holding "
@@ -193,7 +206,14 @@ def read_mnist_npz(path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
 
 
 def read_mnist_csv(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images (N, 784) int64, labels (N,)) from a CSV of rows ``label, 784 pixels``, with or without a header."""
+    """(images (N, 784) int64, labels (N,)) from a CSV of rows ``label, 784 pixels``, with or without a header.
+
+    Raises
+    ------
+    DataError
+        If the file is not UTF-8 text, holds something other than whole
+        numbers (a text label, say), or rows of another length.
+    """
     try:
         with open(path, encoding="utf-8") as file:
             first = file.readline()

@@ -222,7 +222,28 @@ class Solver:
     # ------------------------------------------------------------------ training
 
     def train(self) -> Solver:
-        """Run the remaining epochs; then leave the best parameters in the graph (``keep_best``).  Returns self."""
+        """Run the remaining epochs (all of them, or those after the resumed checkpoint).
+
+        Each epoch draws an order of the training images, steps once per
+        minibatch (one entry of ``loss_history`` each), then measures the
+        training and validation accuracy in evaluation mode, keeps the
+        parameters if the validation accuracy is the best so far, and writes
+        the checkpoint.  At the end the best parameters are put back into
+        ``g.params`` (with ``keep_best``).
+
+        Returns
+        -------
+        Solver
+            self, so that ``Solver(...).train().val_acc_history`` reads in one line.
+
+        Raises
+        ------
+        SolverError
+            If ``lr_schedule`` gives something that is not a finite number >= 0.
+        GraphError
+            What the graph or optimizer raises on the way (a NaN with
+            ``check_finite``, say); the histories hold the iterations done.
+        """
         bar = self._progress_bar()
         try:
             while self.epoch < self.epochs:
@@ -360,6 +381,18 @@ class Solver:
 
         Left: the training loss of every iteration and each epoch's mean (log
         scale).  Right: the training and validation accuracy per epoch.
+
+        Parameters
+        ----------
+        path : str or PathLike, optional
+            A .png, .svg or .pdf file to write.
+        title : str, optional
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            Not attached to pyplot (no global state): show it in a notebook
+            with ``display(figure)``, or save it.
 
         Raises
         ------
