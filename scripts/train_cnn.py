@@ -158,7 +158,7 @@ def train_and_test(args: argparse.Namespace) -> float:
             g.load_params(args.load)
         solver = Solver(
             g, solver_data(splits), optimizer, scores=scores, batch_size=args.batch_size, epochs=args.epochs,
-            seed=rng, eval_batch_size=EVAL_BATCH, keep_best=False,
+            seed=rng, eval_batch_size=EVAL_BATCH, keep_best=False,  # test the last parameters, as documented
             lr_schedule=(lambda step: scheduled_lr(args.lr, step, total_steps)) if total_steps else None,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every if args.checkpoint else None,
             resume=args.resume, name=SCRIPT, settings=settings_of(args),

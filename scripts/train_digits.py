@@ -144,6 +144,8 @@ def train_and_test(args: argparse.Namespace) -> float:
     try:
         if args.load:
             g.load_params(args.load)
+        # The documented accuracies are those of the last parameters (keep_best=False; the best by validation
+        # give 0.9806 and 0.9694 for seeds 2 and 3), the train accuracy on all images (num_train_samples=None).
         solver = Solver(
             g, solver_data(splits), optimizer, scores=scores, batch_size=args.batch_size, epochs=args.epochs,
             seed=rng, num_train_samples=None, keep_best=False, monitor=monitor,
