@@ -28,10 +28,12 @@ from graph.errors import (
     ParameterFileError,
 )
 from graph.node import Node, NodeKind
+from graph.solver import Solver
 from graph.values import sum_to_shape
 
 __all__ = [
     "ComputationalGraph",
+    "Solver",
     "Node",
     "NodeKind",
     "sum_to_shape",

@@ -19,6 +19,10 @@ generator changes; anything that does not fit raises
 
 How to add checkpoints to a training script
 -------------------------------------------
+A loop of minibatches and epochs need not: :class:`graph.Solver` takes
+``checkpoint=`` and ``resume=`` and does all of what follows.  For a loop of
+your own (the char-RNN's):
+
 1. Give it ``--checkpoint PATH`` and ``--resume PATH`` (``graph/cli.py``
    has ``add_checkpoint_options(parser)`` and checks both before any work).
 2. Build the model, data and optimizer exactly as a fresh run does, from the

@@ -17,7 +17,13 @@ Checks to call after ``parser.parse_args`` (each calls ``parser.error``)::
     require(parser, "matplotlib", "draw", "--plot")  # importable, or says: pip install -e ".[draw]"
 
 and ``add_checkpoint_options(parser, every=100)`` / ``check_checkpoint_options(parser, args)``
-for ``--checkpoint PATH``, ``--resume PATH`` (and ``--checkpoint-every K``).
+for ``--checkpoint PATH``, ``--resume PATH`` (and ``--checkpoint-every K``);
+``check_not_the_checkpoint(parser, args, "--save", "--plot")`` keeps outputs
+off the checkpoint file.
+
+After parsing, ``stop(message)`` ends the script on input argparse cannot
+judge (a data file or checkpoint that is not what it should be): one line
+``error: ...`` on stderr and exit code 2, as an argparse error.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import math
 import os
 import secrets
 import sys
+from typing import NoReturn
 
 #: np.random.seed and default_rng both take seeds 0 .. 2**32 - 1 (default_rng takes more, seed() does not).
 MAX_SEED = 2**32 - 1
@@ -202,3 +209,27 @@ def progress_bar(total: int, initial: int = 0):
     from tqdm import tqdm
 
     return tqdm(total=total, initial=initial, unit="it", leave=False, file=sys.stderr, mininterval=1.0)
+
+
+def check_not_the_checkpoint(parser: argparse.ArgumentParser, args: argparse.Namespace, *outputs: str) -> None:
+    """parser.error if an output option (``"--save"``, ``"--plot"``) names the --checkpoint or --resume file.
+
+    Those outputs are written at the end of the run: over a checkpoint, they would destroy it.
+    """
+    for option in outputs:
+        path = getattr(args, option.lstrip("-").replace("-", "_"))
+        for checkpoint_option in ("--checkpoint", "--resume"):
+            checkpoint = getattr(args, checkpoint_option[2:], None)
+            if path and checkpoint and os.path.realpath(path) == os.path.realpath(checkpoint):
+                parser.error(f"argument {option}: {path!r} is the {checkpoint_option} file; give another name")
+
+
+def stop(message: str) -> NoReturn:
+    """End a script on bad input found after the options were parsed: one line on stderr, exit code 2.
+
+    For what argparse cannot see, such as a data file or checkpoint that
+    exists but is not what it should be: ``error: {message}``, no traceback,
+    the exit code of an argparse error.
+    """
+    sys.stderr.write(f"error: {message}\n")
+    raise SystemExit(2)

@@ -209,9 +209,7 @@ class TrainingMonitor:
         """
         if not self.steps:
             raise MonitorError("nothing recorded yet: call record() after each backward pass")
-        Figure, FigureCanvasAgg = _matplotlib()
-        figure = Figure(figsize=(15, 8.5), layout="constrained")
-        FigureCanvasAgg(figure)
+        figure = new_figure(figsize=(15, 8.5), layout="constrained")
         (band_axes, grad_axes, ratio_axes), (act_hist, grad_hist, std_axes) = figure.subplots(2, 3)
         colors = _layer_colors(len(self.layers))
 
@@ -291,16 +289,22 @@ class TrainingMonitor:
         raise MonitorError(f"kind must be 'activations' or 'gradients', got {kind!r}")
 
 
-def _matplotlib() -> tuple[Any, Any]:
-    """matplotlib's Figure and Agg canvas, or an error naming the extra to install."""
+def new_figure(**options: Any) -> Any:
+    """A matplotlib Figure on an Agg canvas, not attached to pyplot (``options`` go to Figure).
+
+    Raises
+    ------
+    ModuleNotFoundError
+        Without matplotlib, naming the extra to install (``pip install gategraph[draw]``).
+    """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ModuleNotFoundError as error:
-        raise ModuleNotFoundError(
-            "plotting the training statistics needs matplotlib: pip install 'gategraph[draw]'"
-        ) from error
-    return Figure, FigureCanvasAgg
+        raise ModuleNotFoundError("plotting needs matplotlib: pip install 'gategraph[draw]'") from error
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)
+    return figure
 
 
 def _layer_colors(count: int) -> list:

@@ -5,63 +5,44 @@ scikit-learn, no download) are split, stratified by class and fixed by
 ``--seed``, into train (60%), validation (20%) and test (20%) sets; the 64
 pixel features are standardized with the mean and deviation of the training
 set.  The network is dense -> ReLU -> ... -> dense -> softmax cross-entropy,
-trained with Adam on shuffled minibatches.  One graph serves every batch,
-the last smaller one included.  The defaults (one hidden layer of 256, Adam
-with lr 3e-3 and weight decay 1e-3, batches of 64, 40 epochs) reach a test
-accuracy of 0.97 to 0.98 in about a second of training.
+trained by ``graph.Solver`` with Adam on shuffled minibatches.  The
+defaults (one hidden layer of 256, Adam with lr 3e-3 and weight decay 1e-3,
+batches of 64, 40 epochs) reach a test accuracy of 0.97 to 0.98 in about a
+second of training.
 
-A progress bar (stderr) shows the training loss and validation accuracy per
-epoch.  The test set is used once, at the end; the last line printed is
+A progress bar (stderr) shows the training loss and validation accuracy.
+The test set is used once, at the end; the last line printed is
 ``test accuracy 0.xxxx``.
 
     python scripts/train_digits.py --seed 1 --plot curves.png --save params.npz
 
-With ``--checkpoint ck.npz`` the parameters, Adam's state, the shuffling
-generator, the epoch reached and the curves are written atomically after
-every epoch; after a crash, the same command with ``--resume ck.npz`` added
-ends with bit-identical parameters.
+With ``--checkpoint ck.npz`` the parameters, Adam's state, the generators,
+the epoch reached and the histories are written atomically after every
+epoch; after a crash, the same command with ``--resume ck.npz`` added ends
+with bit-identical parameters.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from gates import SoftmaxCrossEntropyGate  # noqa: E402
-from graph import ComputationalGraph  # noqa: E402
-from graph.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from graph.layers import mlp  # noqa: E402
-from graph.monitor import TrainingMonitor  # noqa: E402
-from graph.node import Node  # noqa: E402
-from graph.optimizers import Adam  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from graph import cli as options  # noqa: E402
+from gates import SoftmaxCrossEntropyGate
+from graph import ComputationalGraph, GraphError, Solver
+from graph import cli as options
+from graph.datasets import digits_split, solver_data
+from graph.layers import mlp
+from graph.monitor import TrainingMonitor
+from graph.node import Node
+from graph.optimizers import Adam
 
 SCRIPT = "train_digits"
 
 
-def split_digits(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The raw digits as {"train", "val", "test"}: (X (N, 64) pixels 0..16, y (N,) in 0..9), stratified 60/20/20."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    X, y = load_digits(return_X_y=True)
-    X_rest, X_test, y_rest, y_test = train_test_split(X, y, test_size=0.2, stratify=y, random_state=seed)
-    X_train, X_val, y_train, y_val = train_test_split(
-        X_rest, y_rest, test_size=0.25, stratify=y_rest, random_state=seed
-    )
-    return {"train": (X_train, y_train), "val": (X_val, y_val), "test": (X_test, y_test)}
-
-
 def load_splits(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The digits as {"train", "val", "test"}: (X (N, 64) standardized, y (N,) in 0..9), 60/20/20."""
-    splits = split_digits(seed)
+    splits = digits_split(seed)
     X_train = splits["train"][0]
     mean, std = X_train.mean(axis=0), X_train.std(axis=0)
     std[std == 0.0] = 1.0  # pixels that are always blank in the training set
@@ -117,6 +98,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     options.add_checkpoint_options(parser)
     args = parser.parse_args(argv)
+    if args.epochs == 0 and not args.load and not args.resume:
+        parser.error("argument --epochs: 0 only evaluates: give --load with it")
     options.check_output_file(parser, "--save", args.save)
     options.check_output_file(parser, "--plot", args.plot)
     options.check_input_file(parser, "--load", args.load)
@@ -151,109 +134,51 @@ def main(argv: list[str] | None = None) -> float:
 
 def train_and_test(args: argparse.Namespace) -> float:
     """Train as ``args`` say, print the summary lines, and return the test accuracy."""
-    from tqdm import tqdm
-
     splits = load_splits(args.seed)
-    X_train, y_train = splits["train"]
-    X_val, y_val = splits["val"]
-    rng = np.random.default_rng(args.seed)
-    sizes = [X_train.shape[1], *args.hidden, 10]
+    rng = np.random.default_rng(args.seed)  # draws the initial weights, then each epoch's order
+    sizes = [splits["train"][0].shape[1], *args.hidden, 10]
     g, scores = build_classifier(sizes, rng, dtype=args.dtype)
-    if args.load:
-        g.load_params(args.load)
     optimizer = Adam(g.params, lr=args.lr, weight_decay=args.weight_decay)
     watched = [f"fc{layer}.act" for layer in range(1, len(sizes) - 1)] + [scores.name]
     monitor = TrainingMonitor(g, watched) if args.plot_stats else None
+    try:
+        if args.load:
+            g.load_params(args.load)
+        # The documented accuracies are those of the last parameters (keep_best=False; the best by validation
+        # give 0.9806 and 0.9694 for seeds 2 and 3), the train accuracy on all images (num_train_samples=None).
+        solver = Solver(
+            g, solver_data(splits), optimizer, scores=scores, batch_size=args.batch_size, epochs=args.epochs,
+            seed=rng, num_train_samples=None, keep_best=False, monitor=monitor,
+            checkpoint=args.checkpoint, resume=args.resume, name=SCRIPT, settings=settings_of(args),
+        )
+    except GraphError as error:  # a --load or --resume file of another network, or not one at all
+        options.stop(f"{'--resume ' + args.resume if args.resume else '--load ' + str(args.load)}: {error}")
     print(
-        f"digits: {len(y_train)} train, {len(y_val)} validation, {len(splits['test'][1])} test; "
+        f"digits: {len(solver.y_train)} train, {len(solver.y_val)} validation, {len(splits['test'][1])} test; "
         f"MLP {'-'.join(map(str, sizes))}, {optimizer}, batch size {args.batch_size}"
     )
-
-    history: dict[str, list[float]] = {"loss": [], "train accuracy": [], "validation accuracy": []}
-    first_epoch = 0
-    # The generator drew the initial weights and draws each epoch's shuffle: checkpoints are taken
-    # between epochs, so that restoring it gives the next epoch the same order.
-    rngs = {"shuffle": rng}
     if args.resume:
-        resumed = load_checkpoint(
-            args.resume, script=SCRIPT, params=g.params, optimizer=optimizer, rngs=rngs, settings=settings_of(args)
-        )
-        first_epoch, history = resumed.progress["epoch"], resumed.histories
-        if first_epoch > args.epochs:
-            sys.exit(f"{args.resume!r} is at epoch {first_epoch}, beyond --epochs {args.epochs}")
-        print(f"resumed from {args.resume} after epoch {first_epoch}")
-    progress = tqdm(
-        range(first_epoch, args.epochs), initial=first_epoch, total=args.epochs,
-        desc="training", unit="epoch", file=sys.stderr,
-    )
-    for epoch in progress:
-        order = rng.permutation(len(y_train))
-        total = 0.0
-        for start in range(0, len(order), args.batch_size):
-            batch = order[start : start + args.batch_size]
-            total += float(g.forward({"x": X_train[batch], "y": y_train[batch]})) * len(batch)
-            grads = g.backward()
-            if monitor is not None:
-                monitor.record()
-            optimizer.step(grads)
-            if monitor is not None:
-                monitor.record_update()
-        history["loss"].append(total / len(order))
-        history["train accuracy"].append(evaluate(g, scores, X_train, y_train)[1])
-        history["validation accuracy"].append(evaluate(g, scores, X_val, y_val)[1])
-        progress.set_postfix(
-            loss=f"{history['loss'][-1]:.4f}", val_acc=f"{history['validation accuracy'][-1]:.4f}"
-        )
-        if args.checkpoint:
-            save_checkpoint(
-                args.checkpoint, params=g.params, optimizer=optimizer, rngs=rngs, progress={"epoch": epoch + 1},
-                histories=history, script=SCRIPT, settings=settings_of(args),
-            )
-    progress.close()
+        print(f"resumed from {args.resume} after epoch {solver.epoch}")
+    solver.train()
 
-    if history["loss"]:
+    if solver.epoch_loss_history:
         print(
-            f"after {args.epochs} epochs: training loss {history['loss'][-1]:.4f}, "
-            f"train accuracy {history['train accuracy'][-1]:.4f}, "
-            f"validation accuracy {history['validation accuracy'][-1]:.4f}"
+            f"after {args.epochs} epochs: training loss {solver.epoch_loss_history[-1]:.4f}, "
+            f"train accuracy {solver.train_acc_history[-1]:.4f}, "
+            f"validation accuracy {solver.val_acc_history[-1]:.4f}"
         )
     if args.save:
         g.save_params(args.save)
         print(f"parameters saved to {args.save}")
     if args.plot:
-        save_curves(history, args.plot)
+        solver.plot(args.plot, title="Digits MLP, Adam")
         print(f"curves saved to {args.plot}")
     if monitor is not None:
         monitor.plot(args.plot_stats, title=f"Digits MLP {'-'.join(map(str, sizes))}, one point per step")
         print(f"training statistics saved to {args.plot_stats}")
-    test_accuracy = evaluate(g, scores, *splits["test"])[1]
+    test_accuracy = solver.check_accuracy(*splits["test"])
     print(f"test accuracy {test_accuracy:.4f}")
     return test_accuracy
-
-
-def save_curves(history: dict[str, list[float]], path: str, title: str = "Digits MLP, Adam") -> None:
-    """Save the training loss and the train/validation accuracy per epoch (those in ``history``) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = range(1, len(history["loss"]) + 1)
-    figure, (loss_axes, accuracy_axes) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_axes.plot(epochs, history["loss"])
-    loss_axes.set_xlabel("epoch")
-    loss_axes.set_ylabel("training loss (cross-entropy)")
-    loss_axes.set_yscale("log")
-    for name in ("train accuracy", "validation accuracy"):
-        if name in history:
-            accuracy_axes.plot(epochs, history[name], label=name)
-    accuracy_axes.set_xlabel("epoch")
-    accuracy_axes.set_ylabel("accuracy")
-    accuracy_axes.legend()
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 if __name__ == "__main__":

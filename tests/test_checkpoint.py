@@ -70,6 +70,7 @@ def checkpoint_meta(path):
     return json.loads(str(saved_arrays(path)["meta"][()]))
 
 
+@pytest.mark.slow
 def test_two_layer_killed_mid_run_resumes_bit_identical(tmp_path):
     reference = start("train_two_layer.py", *TWO_LAYER, "--save", "reference.npz", cwd=tmp_path)
     killed = start("train_two_layer.py", *TWO_LAYER, "--checkpoint", "ck.npz", "--checkpoint-every", "100",
@@ -89,6 +90,7 @@ def test_two_layer_killed_mid_run_resumes_bit_identical(tmp_path):
     assert final["histories"]["loss"] == reference_losses
 
 
+@pytest.mark.slow
 def test_digits_killed_mid_epoch_resumes_bit_identical(tmp_path):
     reference = start("train_digits.py", *DIGITS, "--save", "reference.npz", cwd=tmp_path)
     killed = start("train_digits.py", *DIGITS, "--checkpoint", "ck.npz", cwd=tmp_path)
@@ -107,9 +109,11 @@ def test_digits_killed_mid_epoch_resumes_bit_identical(tmp_path):
     assert_bit_identical(tmp_path / "reference.npz", tmp_path / "resumed.npz")
     assert f"resumed from ck.npz after epoch {reached}" in resumed
     assert resumed.splitlines()[-1] == expected.splitlines()[-1]  # the same test accuracy line
-    assert len(checkpoint_meta(tmp_path / "ck.npz")["histories"]["loss"]) == 40
+    histories = checkpoint_meta(tmp_path / "ck.npz")["histories"]
+    assert len(histories["loss"]) == 40 * 17 and len(histories["val_acc"]) == 40  # per step, per epoch
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_script_is_refused_by_the_script(tmp_path):
     digits_checkpoint = tmp_path / "digits.npz"
     params = {"fc1.W": np.zeros((64, 8))}

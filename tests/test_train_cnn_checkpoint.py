@@ -24,6 +24,8 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import train_cnn  # noqa: E402
 
+import graph.solver  # noqa: E402
+
 SCRIPT = os.path.join(ROOT, "scripts", "train_cnn.py")
 
 # 1077 training digits in batches of 16: 68 steps per epoch, about 0.1 s each epoch here.
@@ -69,6 +71,7 @@ def finish(process):
     return stdout
 
 
+@pytest.mark.slow
 def test_killed_with_sigkill_mid_run_resumes_bit_identical(tmp_path):
     reference = start(*KILLED, "--save", "reference.npz", "--checkpoint", "reference-ck.npz", cwd=tmp_path)
     killed = start(*KILLED, "--checkpoint", "ck.npz", "--checkpoint-every", "10", cwd=tmp_path)
@@ -83,19 +86,19 @@ def test_killed_with_sigkill_mid_run_resumes_bit_identical(tmp_path):
     killed.communicate(timeout=60)
     assert killed.returncode == -signal.SIGKILL
     reached = meta(tmp_path / "ck.npz")["progress"]
-    assert 0 < reached["step"] < 6 * 68 and reached["step"] == 68 * reached["epoch"] + reached["batch"]
+    assert 0 < reached["iteration"] < 6 * 68 and reached["iteration"] == 68 * reached["epoch"] + reached["batch"]
 
     resumed = finish(start(*KILLED, "--checkpoint", "ck.npz", "--checkpoint-every", "10", "--resume", "ck.npz",
                            "--save", "resumed.npz", cwd=tmp_path))
     expected = finish(reference)
     # Parameters and batch norm's running averages, bit for bit.
     assert_bit_identical(tmp_path / "reference.npz", tmp_path / "resumed.npz")
-    assert {"bn1:running_mean", "bn2:running_var"} <= set(saved_arrays(tmp_path / "resumed.npz"))
-    assert f"resumed from ck.npz after step {reached['step']} of 408" in resumed
+    assert {"state:bn1.running_mean", "state:bn2.running_var"} <= set(saved_arrays(tmp_path / "resumed.npz"))
+    assert f"resumed from ck.npz after step {reached['iteration']} of 408" in resumed
     assert resumed.splitlines()[-1] == expected.splitlines()[-1]  # the same test accuracy
     final, uninterrupted = meta(tmp_path / "ck.npz"), meta(tmp_path / "reference-ck.npz")
-    assert final["progress"] == uninterrupted["progress"] == {"epoch": 6, "batch": 0, "step": 408}
-    for name in ("loss", "validation accuracy"):
+    assert final["progress"] == uninterrupted["progress"] == {"epoch": 6, "batch": 0, "iteration": 408}
+    for name in ("loss", "epoch_loss", "train_acc", "val_acc"):
         assert final["histories"][name] == uninterrupted["histories"][name]
 
 
@@ -113,13 +116,13 @@ def every_checkpoint(tmp_path_factory):
             shutil.copyfile(path, copy)
             _copies.append(copy)
 
-        save_checkpoint = train_cnn.save_checkpoint
-        train_cnn.save_checkpoint = keep_a_copy
+        save_checkpoint = graph.solver.save_checkpoint
+        graph.solver.save_checkpoint = keep_a_copy
         try:
             train_cnn.main([*SMALL, "--dtype", dtype, "--checkpoint", str(folder / f"{dtype}-ck.npz"),
                             "--checkpoint-every", "10", "--save", str(folder / f"{dtype}-reference.npz")])
         finally:
-            train_cnn.save_checkpoint = save_checkpoint
+            graph.solver.save_checkpoint = save_checkpoint
         runs[dtype] = (folder / f"{dtype}-reference.npz", copies)
     return folder, runs
 
@@ -127,23 +130,26 @@ def every_checkpoint(tmp_path_factory):
 def test_a_checkpoint_holds_everything_the_loop_carries(every_checkpoint):
     _, runs = every_checkpoint
     _, copies = runs["float32"]
-    steps = [meta(copy)["progress"]["step"] for copy in copies]
+    steps = [meta(copy)["progress"]["iteration"] for copy in copies]
     assert steps == [10, 20, 30, 34, 40, 50, 60, 68]  # every 10 steps, and after each epoch of 34
     mid_epoch = saved_arrays(copies[1])
-    assert meta(copies[1])["progress"] == {"epoch": 0, "batch": 20, "step": 20}
+    assert meta(copies[1])["progress"] == {"epoch": 0, "batch": 20, "iteration": 20}
     assert int(mid_epoch["optimizer.steps"]) == 20
     assert float(mid_epoch["optimizer.hyper.lr"]) == 3e-3  # the base lr: the step count is the schedule's position
     assert {"optimizer.state.m.conv1.w", "optimizer.state.v.bn2.gamma", "optimizer.state.v.fc.W"} <= set(mid_epoch)
     for name in ("bn1.running_mean", "bn1.running_var", "bn2.running_mean", "bn2.running_var"):
         assert mid_epoch[f"param.state:{name}"].dtype == np.float32
     assert mid_epoch["param.conv1.w"].dtype == np.float32
-    assert mid_epoch["param.loop.epoch_so_far"][0] > 0  # the loss summed over the 20 batches done
-    assert sorted(meta(copies[1])["rngs"]) == ["gate:dropout", "shuffle"]
-    assert meta(copies[1])["histories"]["loss"] == []
-    assert len(meta(copies[-1])["histories"]["validation accuracy"]) == 2
+    assert mid_epoch["param.best:state:bn2.running_var"].dtype == np.float32
+    assert len(meta(copies[1])["histories"]["loss"]) == 20  # one per step; the epoch's sum is made from them
+    assert meta(copies[1])["histories"]["time_in_epoch"][0] > 0  # the seconds the 20 steps took
+    assert sorted(meta(copies[1])["rngs"]) == ["gate:dropout", "sample", "shuffle"]
+    assert meta(copies[1])["histories"]["val_acc"] == []
+    assert len(meta(copies[-1])["histories"]["val_acc"]) == 2
     assert meta(copies[-1])["settings"]["filters"] == [4, 8]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_resuming_from_any_checkpoint_ends_bit_identical(every_checkpoint, dtype, capsys):
     folder, runs = every_checkpoint
@@ -155,10 +161,10 @@ def test_resuming_from_any_checkpoint_ends_bit_identical(every_checkpoint, dtype
         train_cnn.main([*SMALL, "--dtype", dtype, "--resume", str(copy), "--save", str(resumed),
                         "--checkpoint", str(checkpoint), "--checkpoint-every", "10"])
         progress = meta(copy)["progress"]
-        assert f"after step {progress['step']} of 68" in capsys.readouterr().out
+        assert f"after step {progress['iteration']} of 68" in capsys.readouterr().out
         assert_bit_identical(reference, resumed)
-        if progress["step"] < 68:
-            for name in ("loss", "validation accuracy"):
+        if progress["iteration"] < 68:
+            for name in ("loss", "epoch_loss", "train_acc", "val_acc"):
                 assert meta(checkpoint)["histories"][name] == reference_histories[name], (index, name)
 
 
@@ -174,14 +180,16 @@ def a_checkpoint(every_checkpoint):
 
 
 def refused(argv, capsys, tmp_path):
-    """Run main; assert it stopped with a message, printed and wrote nothing; return the message."""
+    """Run main; assert it stopped with one line (exit code 2), printed and wrote nothing else; return the line."""
     before = set(os.listdir(tmp_path))
     out, ck = tmp_path / "out.npz", tmp_path / "new-ck.npz"
     with pytest.raises(SystemExit) as stopped:
         train_cnn.main([*argv, "--save", str(out), "--checkpoint", str(ck)])
-    message = str(stopped.value.code)
-    assert message.startswith("error: --resume ") and "Traceback" not in message
-    assert capsys.readouterr().out == ""
+    assert stopped.value.code == 2
+    captured = capsys.readouterr()
+    message = captured.err
+    assert message.startswith("error: --resume ") and message.count("\n") == 1 and "Traceback" not in message
+    assert captured.out == ""
     assert set(os.listdir(tmp_path)) == before  # nothing written: no --save file, no new checkpoint
     return message
 
@@ -245,9 +253,9 @@ def test_a_checkpoint_whose_progress_does_not_add_up_is_refused(a_checkpoint, tm
     checkpoint, _ = a_checkpoint
     arrays = saved_arrays(checkpoint)
     text = json.loads(str(arrays["meta"][()]))
-    text["progress"]["step"] += 1  # Adam says 20 steps, the position 21
+    text["progress"]["iteration"] += 1  # Adam says 20 steps, the position 21
     arrays["meta"] = np.array(json.dumps(text))
     crafted = tmp_path / "crafted.npz"
     np.savez(crafted, **arrays)
     message = refused([*SMALL, "--resume", str(crafted)], capsys, tmp_path)
-    assert "is damaged: its epoch 0, batch 20, step 21, Adam's 20 steps" in message
+    assert "it is damaged: its epoch 0, batch 20, iteration 21, the optimizer's 20 steps" in message

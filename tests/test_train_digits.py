@@ -1,4 +1,4 @@
-"""scripts/train_digits.py: a short run as a user runs it, and its data split."""
+"""scripts/train_digits.py: a short run as a user runs it, its data split, and files it refuses in one line."""
 
 import os
 import re
@@ -30,6 +30,7 @@ def short_run(tmp_path_factory):
     return result, plot, params
 
 
+@pytest.mark.slow
 def test_short_run_is_far_above_chance(short_run):
     result, _, _ = short_run
     last_line = result.stdout.strip().splitlines()[-1]
@@ -38,17 +39,20 @@ def test_short_run_is_far_above_chance(short_run):
     assert float(match.group(1)) > 0.85  # chance is 0.1
 
 
+@pytest.mark.slow
 def test_progress_bar_goes_to_stderr(short_run):
     result, _, _ = short_run
-    assert "4/4" in result.stderr and "val_acc=" in result.stderr and "loss=" in result.stderr
+    assert "68/68" in result.stderr  # 4 epochs of 17 batches and "val_acc=" in result.stderr and "loss=" in result.stderr
     assert "val_acc" not in result.stdout
 
 
+@pytest.mark.slow
 def test_plot_is_a_png(short_run):
     _, plot, _ = short_run
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_saved_parameters(short_run):
     _, _, params = short_run
     with np.load(params) as saved:
@@ -56,6 +60,7 @@ def test_saved_parameters(short_run):
     assert shapes == {"fc1.W": (64, 32), "fc1.b": (32,), "fc2.W": (32, 10), "fc2.b": (10,)}
 
 
+@pytest.mark.slow
 def test_load_restores_the_trained_network(short_run):
     result, _, params = short_run
     reloaded = subprocess.run(
@@ -92,3 +97,61 @@ def test_split_is_fixed_by_the_seed():
 def test_rejects_nonpositive_sizes():
     with pytest.raises(SystemExit):
         train_digits.parse_args(["--hidden", "0"])
+
+
+def test_epochs_0_without_load_is_refused(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        train_digits.main(["--epochs", "0"])
+    assert stopped.value.code == 2
+    captured = capsys.readouterr()
+    assert "argument --epochs: 0 only evaluates: give --load with it" in captured.err and captured.out == ""
+
+
+def one_line_refusal(argv, capsys):
+    """Run main(argv): it must stop with exit code 2 and one line on stderr, nothing on stdout; return the line."""
+    with pytest.raises(SystemExit) as stopped:
+        train_digits.main(argv)
+    assert stopped.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and captured.err.startswith("error: ")
+    return captured.err
+
+
+@pytest.fixture
+def foreign_files(tmp_path):
+    """Files that --load and --resume must refuse: not a zip, a single array, another network, a checkpoint."""
+    (tmp_path / "text.npz").write_text("not a zip")
+    np.save(tmp_path / "array.npy", np.ones(3))
+    np.savez(tmp_path / "other.npz", w=np.ones(3))
+    train_digits.main(["--epochs", "1", "--hidden", "8", "--checkpoint", str(tmp_path / "ck.npz")])
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "option, name, message",
+    [
+        ("--load", "text.npz", r"error: --load .*text\.npz: cannot read parameter file"),
+        ("--load", "array.npy", r"error: --load .*array\.npy: parameter file .* holds a single array"),
+        ("--load", "other.npz", r"error: --load .*other\.npz: .* does not fit this graph: missing parameters 'fc1.W'"),
+        ("--load", "ck.npz", r"error: --load .*ck\.npz: parameter file .*ck\.npz"),
+        ("--resume", "text.npz", r"error: --resume .*text\.npz: cannot read checkpoint"),
+        ("--resume", "array.npy", r"error: --resume .*array\.npy: .*holds a single array"),
+        ("--resume", "other.npz", r"error: --resume .*other\.npz: .*no 'meta' entry"),
+        ("--resume", "ck.npz", r"error: --resume .*ck\.npz: .* does not fit this run: setting hidden was \[8\]"),
+    ],
+)
+def test_foreign_load_and_resume_files_end_in_one_line(foreign_files, capsys, option, name, message):
+    capsys.readouterr()
+    line = one_line_refusal(["--epochs", "1", option, str(foreign_files / name)], capsys)
+    assert re.match(message, line), line
+
+
+@pytest.mark.slow
+def test_a_foreign_file_from_the_command_line_gives_no_traceback(tmp_path):
+    (tmp_path / "bad.npz").write_text("not a zip")
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "train_digits.py"), "--resume", str(tmp_path / "bad.npz")],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr and result.stdout == ""
+    assert result.stderr.startswith("error: --resume ") and result.stderr.count("\n") == 1
