@@ -18,6 +18,10 @@ Checks to call after ``parser.parse_args`` (each calls ``parser.error``)::
 
 and ``add_checkpoint_options(parser, every=100)`` / ``check_checkpoint_options(parser, args)``
 for ``--checkpoint PATH``, ``--resume PATH`` (and ``--checkpoint-every K``).
+
+A file that turns out to be wrong only when read (a foreign ``--load`` or
+``--resume`` file) ends the script with one line and exit code 2, no
+traceback: ``fail(f"argument --load {path}: {error}")``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import importlib
 import math
 import os
 import secrets
+import sys
+from typing import NoReturn
 
 #: np.random.seed and default_rng both take seeds 0 .. 2**32 - 1 (default_rng takes more, seed() does not).
 MAX_SEED = 2**32 - 1
@@ -168,3 +174,18 @@ def check_checkpoint_options(parser: argparse.ArgumentParser, args: argparse.Nam
     check_input_file(parser, "--resume", args.resume)
     if args.resume is not None and getattr(args, "load", None) is not None:
         parser.error("argument --resume: not allowed with --load (the checkpoint holds the parameters)")
+
+
+def fail(message: str) -> NoReturn:
+    """End the script as argparse ends it on a bad option: ``prog: error: message`` on stderr, exit code 2.
+
+    For what only reading a file reveals (a parameter file of another model,
+    a damaged checkpoint), after the options were accepted.
+
+    Raises
+    ------
+    SystemExit
+        Always, with code 2.
+    """
+    sys.stderr.write(f"{os.path.basename(sys.argv[0])}: error: {message}\n")
+    raise SystemExit(2)
