@@ -397,7 +397,8 @@ def bench_char_rnn(quick: bool) -> list[Row]:
         first = LOSS_TOLERANCE[0]
         smooth = {name: smooth_losses(losses[name], V, T) for name in losses}
         differences = [relative_difference(losses["graph"][:first], losses["numpy"][:first])]
-        differences += [relative_difference(smooth["graph"][:n], smooth["numpy"][:n]) for n, _ in SMOOTH_LOSS_TOLERANCES]
+        differences += [relative_difference(smooth["graph"][:n], smooth["numpy"][:n])
+                        for n, _ in SMOOTH_LOSS_TOLERANCES]
         worst = [max(pair) for pair in zip(worst, differences)]
     # Equal within what rounding allows (graph.reference_loops): else they did not do the same work.
     tolerances = [LOSS_TOLERANCE[1]] + [tolerance for _, tolerance in SMOOTH_LOSS_TOLERANCES]

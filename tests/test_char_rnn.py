@@ -71,6 +71,7 @@ def run_main(*argv):
 
 
 @pytest.mark.parametrize("seed", [0, 5])
+@pytest.mark.slow
 def test_smooth_losses_follow_the_reference_loop_at_each_of_the_first_200_iterations(small_text, seed):
     path, text = small_text
     steps, losses = parse(
@@ -85,8 +86,8 @@ def test_smooth_losses_follow_the_reference_loop_at_each_of_the_first_200_iterat
 def test_sampling_changes_no_training_number(small_text):
     path, _ = small_text
     common = ["--text", path, "--iterations", "60", "--print-every", "1", "--seed", "2"]
-    with_samples = run_script(*common, "--sample-every", "7", "--sample-length", "30")
-    without = run_script(*common, "--sample-every", "0")
+    _, with_samples = run_main(*common, "--sample-every", "7", "--sample-length", "30")
+    _, without = run_main(*common, "--sample-every", "0")
     # A sample sits between two "----" lines: every 7 iterations, and after the last.
     assert with_samples.splitlines().count("----") == 2 * (len(range(0, 60, 7)) + 1)
     assert [line for line in with_samples.splitlines() if LINE.match(line)] == [

@@ -164,6 +164,7 @@ def test_good_options_still_train(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path)) == ["c.npz", "p.npz"]
 
 
+@pytest.mark.slow
 def test_a_bad_option_exits_with_code_2_from_the_command_line(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "scripts", "train_two_layer.py"), "--print-every", "0"],

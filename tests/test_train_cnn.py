@@ -36,11 +36,13 @@ def last_accuracy(stdout: str) -> float:
     return float(match.group(1))
 
 
+@pytest.mark.slow
 def test_digits_beat_the_mlp(digits_run):
     result, _, _ = digits_run
     assert last_accuracy(result.stdout) >= 0.985  # the MLP of train_digits.py: 0.975 on this split
 
 
+@pytest.mark.slow
 def test_digits_run_shows_a_bar_and_writes_its_files(digits_run):
     result, plot, params = digits_run
     assert "val_acc=" in result.stderr and "val_acc" not in result.stdout
@@ -51,6 +53,7 @@ def test_digits_run_shows_a_bar_and_writes_its_files(digits_run):
     assert {"bn1:running_mean", "bn1:running_var", "bn2:running_mean", "bn2:running_var"} <= names
 
 
+@pytest.mark.slow
 def test_load_with_no_epochs_gives_the_same_accuracy(digits_run, capsys):
     result, _, params = digits_run
     accuracy = train_cnn.main(["--seed", "1", "--load", str(params), "--epochs", "0"])
@@ -58,6 +61,7 @@ def test_load_with_no_epochs_gives_the_same_accuracy(digits_run, capsys):
     assert capsys.readouterr().out.strip().endswith(f"test accuracy {accuracy:.4f}")
 
 
+@pytest.mark.slow
 def test_loading_another_network_names_the_difference(digits_run):
     _, _, params = digits_run
     result = subprocess.run(
@@ -147,6 +151,7 @@ def test_mnist_files_that_are_not_mnist_say_what_is_missing(tmp_path):
         train_cnn.load_mnist(str(wrong))
 
 
+@pytest.mark.slow
 def test_a_bad_data_file_ends_the_script_with_the_message(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_text("not a zip")

@@ -69,6 +69,7 @@ def finish(process):
     return stdout
 
 
+@pytest.mark.slow
 def test_killed_with_sigkill_mid_run_resumes_bit_identical(tmp_path):
     reference = start(*KILLED, "--save", "reference.npz", "--checkpoint", "reference-ck.npz", cwd=tmp_path)
     killed = start(*KILLED, "--checkpoint", "ck.npz", "--checkpoint-every", "10", cwd=tmp_path)

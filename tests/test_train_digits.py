@@ -30,6 +30,7 @@ def short_run(tmp_path_factory):
     return result, plot, params
 
 
+@pytest.mark.slow
 def test_short_run_is_far_above_chance(short_run):
     result, _, _ = short_run
     last_line = result.stdout.strip().splitlines()[-1]
@@ -38,17 +39,20 @@ def test_short_run_is_far_above_chance(short_run):
     assert float(match.group(1)) > 0.85  # chance is 0.1
 
 
+@pytest.mark.slow
 def test_progress_bar_goes_to_stderr(short_run):
     result, _, _ = short_run
     assert "4/4" in result.stderr and "val_acc=" in result.stderr and "loss=" in result.stderr
     assert "val_acc" not in result.stdout
 
 
+@pytest.mark.slow
 def test_plot_is_a_png(short_run):
     _, plot, _ = short_run
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_saved_parameters(short_run):
     _, _, params = short_run
     with np.load(params) as saved:
@@ -56,6 +60,7 @@ def test_saved_parameters(short_run):
     assert shapes == {"fc1.W": (64, 32), "fc1.b": (32,), "fc2.W": (32, 10), "fc2.b": (10,)}
 
 
+@pytest.mark.slow
 def test_load_restores_the_trained_network(short_run):
     result, _, params = short_run
     reloaded = subprocess.run(
