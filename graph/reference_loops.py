@@ -24,16 +24,23 @@ def two_layer_numpy(x: np.ndarray, y: np.ndarray, w1: np.ndarray, w2: np.ndarray
 
     Parameters
     ----------
-    x : (N, D_in) inputs.
-    y : (N, D_out) targets.
-    w1 : (D_in, H) first-layer weights, updated in place.
-    w2 : (H, D_out) second-layer weights, updated in place.
-    iterations : steps to take.
-    lr : the learning rate.
+    x : numpy.ndarray
+        Inputs, (N, D_in).
+    y : numpy.ndarray
+        Targets, (N, D_out).
+    w1 : numpy.ndarray
+        First-layer weights, (D_in, H), updated in place.
+    w2 : numpy.ndarray
+        Second-layer weights, (H, D_out), updated in place.
+    iterations : int
+        Steps to take.
+    lr : float
+        The learning rate.
 
     Returns
     -------
-    The loss ``sum((y_pred - y)**2)`` before each step.
+    list of float
+        The loss ``sum((sigmoid(x @ w1) @ w2 - y) ** 2)`` before each step.
     """
     losses = []
     for _ in range(iterations):
@@ -57,7 +64,8 @@ def lecture_two_layer_data(seed: int, N: int = 64, D_in: int = 1000, H: int = 10
 
     Returns
     -------
-    (x, y, w1, w2) of shapes (N, D_in), (N, D_out), (D_in, H), (H, D_out).
+    tuple of numpy.ndarray
+        (x, y, w1, w2) of shapes (N, D_in), (N, D_out), (D_in, H), (H, D_out).
     """
     np.random.seed(seed)
     x, y = np.random.randn(N, D_in), np.random.randn(N, D_out)

@@ -27,14 +27,18 @@ def build_two_layer_net(w1: np.ndarray, w2: np.ndarray, dtype=np.float64) -> Com
 
     Parameters
     ----------
-    w1 : (D_in, H) initial first-layer weights (copied into ``g.params["w1"]``).
-    w2 : (H, D_out) initial second-layer weights.
-    dtype : what the graph computes in.
+    w1 : numpy.ndarray
+        Initial first-layer weights, (D_in, H), the parameter ``w1``.
+    w2 : numpy.ndarray
+        Initial second-layer weights, (H, D_out), the parameter ``w2``.
+    dtype : numpy dtype
+        What the graph computes in.
 
     Returns
     -------
-    The graph: inputs x (N, D_in) and y (N, D_out), both data (no gradient);
-    output ``sum((sigmoid(x @ w1) @ w2 - y) ** 2)``, the lecture's loss.
+    ComputationalGraph
+        Inputs x (N, D_in) and y (N, D_out), both data (no gradient); output
+        ``sum((sigmoid(x @ w1) @ w2 - y) ** 2)``, the lecture's loss.
     """
     g = ComputationalGraph(dtype=dtype)
     x = g.add_input("x", requires_grad=False)
@@ -96,8 +100,9 @@ def build_char_model(cell: str, V: int, H: int, steps: int, with_loss: bool = Tr
 
     Returns
     -------
-    The :class:`CharModel`; with ``with_loss=False`` the graph's output is the
-    scores (T, V) and it has no ``targets`` input.
+    CharModel
+        With ``with_loss=False`` the graph's output is the scores (T, V) and
+        it has no ``targets`` input.
     """
     g = ComputationalGraph()
     x = g.add_input("x", requires_grad=False)
@@ -132,9 +137,10 @@ def reference_parameters(cell: str, V: int, H: int, seed: int) -> dict[str, np.n
 
     Returns
     -------
-    ``{"{cell}.Wx": Wxh.T, "{cell}.Wh": Whh.T, "{cell}.b": (1, H) zeros,
-    "out.W": Why.T, "out.b": (1, V) zeros}``: the graph multiplies row
-    vectors, so it keeps the transposes.
+    dict of str to numpy.ndarray
+        ``{"{cell}.Wx": Wxh.T, "{cell}.Wh": Whh.T, "{cell}.b": (1, H) zeros,
+        "out.W": Why.T, "out.b": (1, V) zeros}``: the graph multiplies row
+        vectors, so it keeps the transposes.
     """
     rows = 4 * H if cell == "lstm" else H
     np.random.seed(seed)
@@ -155,9 +161,12 @@ class CharModels:
 
     Parameters
     ----------
-    cell : "rnn" or "lstm".
-    V, H : vocabulary and hidden sizes.
-    params : the parameter arrays (as :func:`reference_parameters` returns), shared by every graph.
+    cell : str
+        "rnn" or "lstm".
+    V, H : int
+        Vocabulary and hidden sizes.
+    params : dict of str to numpy.ndarray
+        The parameter arrays (as :func:`reference_parameters` returns), shared by every graph.
     """
 
     def __init__(self, cell: str, V: int, H: int, params: dict[str, np.ndarray]):
