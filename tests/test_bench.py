@@ -33,8 +33,8 @@ def test_a_missing_contender_s_rows_say_not_installed_and_are_skipped(monkeypatc
     assert bench.main(["--only", "scalar_circuit", "max_pool", "lenet_step"]) == 0
 
 
-def fake(value, bound):
-    return lambda quick: [bench.Row(f"made up {value} / {bound}", value, bound)]
+def fake(value, bound, agrees=True):
+    return lambda quick: [bench.Row(f"made up {value} / {bound}", value, bound, agrees=agrees)]
 
 
 @pytest.mark.parametrize(
@@ -43,6 +43,7 @@ def fake(value, bound):
         ([fake(0.9, 1.0), fake(3.0, None)], 0, 0),
         ([fake(0.9, 1.0), fake(1.1, 1.0)], 1, 0),  # the smoke run checks that rows run, not their bounds
         ([fake(None, 1.0), fake(0.5, 1.0)], 0, 0),  # not measured: skipped
+        ([fake(0.5, 1.0, agrees=False)], 1, 1),  # the contenders computed different losses: fails any run
     ],
 )
 def test_a_full_run_exits_1_when_a_row_misses_its_bound(monkeypatch, capsys, rows, full, quick):
