@@ -21,9 +21,9 @@ for ``--checkpoint PATH``, ``--resume PATH`` (and ``--checkpoint-every K``);
 ``check_not_the_checkpoint(parser, args, "--save", "--plot")`` keeps outputs
 off the checkpoint file.
 
-After parsing, ``stop(message)`` ends the script on input argparse cannot
+After parsing, ``fail(message)`` ends the script on input argparse cannot
 judge (a data file or checkpoint that is not what it should be): one line
-``error: ...`` on stderr and exit code 2, as an argparse error.
+``prog: error: ...`` on stderr and exit code 2, as an argparse error.
 """
 
 from __future__ import annotations
@@ -224,12 +224,16 @@ def check_not_the_checkpoint(parser: argparse.ArgumentParser, args: argparse.Nam
                 parser.error(f"argument {option}: {path!r} is the {checkpoint_option} file; give another name")
 
 
-def stop(message: str) -> NoReturn:
-    """End a script on bad input found after the options were parsed: one line on stderr, exit code 2.
+def fail(message: str) -> NoReturn:
+    """End the script as argparse ends it on a bad option: ``prog: error: message`` on stderr, exit code 2.
 
-    For what argparse cannot see, such as a data file or checkpoint that
-    exists but is not what it should be: ``error: {message}``, no traceback,
-    the exit code of an argparse error.
+    For what only reading a file reveals (a parameter file of another model,
+    a damaged checkpoint), after the options were accepted.
+
+    Raises
+    ------
+    SystemExit
+        Always, with code 2.
     """
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"{os.path.basename(sys.argv[0])}: error: {message}\n")
     raise SystemExit(2)

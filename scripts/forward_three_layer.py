@@ -18,18 +18,12 @@ numpy result.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from gates import SigmoidGate  # noqa: E402
-from graph import ComputationalGraph  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from graph import cli as options  # noqa: E402
+from gates import SigmoidGate
+from graph import ComputationalGraph
+from graph import cli as options
 
 
 def draw_parameters(seed: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:

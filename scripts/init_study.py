@@ -22,16 +22,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from gates import MatMulGate, ReLUGate, TanhGate  # noqa: E402
-from graph import ComputationalGraph  # noqa: E402
-from graph.layers import he_normal, xavier_uniform  # noqa: E402
-from graph.monitor import TrainingMonitor  # noqa: E402
+from gates import MatMulGate, ReLUGate, TanhGate
+from graph import ComputationalGraph
+from graph import cli as options
+from graph.layers import he_normal, xavier_uniform
+from graph.monitor import TrainingMonitor
 
 #: The three setups: (label, activation gate class, weight initializer (fan_in, fan_out, rng)).
 SETUPS = {
@@ -126,25 +124,18 @@ def study_figure(monitors: dict[str, TrainingMonitor]) -> object:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="init_study.png", help="the figure (.png or .svg)")
-    parser.add_argument("--layers", type=int, default=10)
-    parser.add_argument("--width", type=int, default=500, help="units per layer")
-    parser.add_argument("--batch", type=int, default=1000, help="examples in the one batch")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default="init_study.png", help="the figure (.png, .svg or .pdf)")
+    parser.add_argument("--layers", type=options.positive_int, default=10, help="hidden layers (at least 2)")
+    parser.add_argument("--width", type=options.positive_int, default=500, help="units per layer")
+    parser.add_argument("--batch", type=options.positive_int, default=1000, help="examples in the one batch")
+    parser.add_argument("--seed", type=options.seed, default=0)
     args = parser.parse_args(argv)
-    if args.layers < 2 or args.width < 1 or args.batch < 1:
-        parser.error("--layers must be at least 2, --width and --batch positive")
-    if args.seed < 0:
-        parser.error("--seed must not be negative")
+    if args.layers < 2:
+        parser.error(f"argument --layers: must be at least 2, got {args.layers}")
     if os.path.splitext(args.out)[1].lower() not in (".png", ".svg", ".pdf"):
-        parser.error(f"--out {args.out!r}: use a .png, .svg or .pdf file name")
-    folder = os.path.dirname(os.path.abspath(args.out))
-    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
-        parser.error(f"--out {args.out!r}: cannot write into {folder!r}")
-    try:
-        import matplotlib  # noqa: F401
-    except ModuleNotFoundError:
-        parser.error("the figure needs matplotlib: pip install -e '.[draw]'")
+        parser.error(f"argument --out: {args.out!r}: use a .png, .svg or .pdf file name")
+    options.check_output_file(parser, "--out", args.out)
+    options.require(parser, "matplotlib", "draw", "the figure")
     return args
 
 

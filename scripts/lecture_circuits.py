@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Callable
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from gates import (  # noqa: E402
+from gates import (
     AddGate,
     ExpGate,
     MatMulGate,
@@ -34,12 +31,10 @@ from gates import (  # noqa: E402
     SigmoidGate,
     SumGate,
 )
-from graph import ComputationalGraph, Node  # noqa: E402
-from graph.animation import animate  # noqa: E402
-from graph.checking import gradcheck  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from graph import cli as options  # noqa: E402
+from graph import ComputationalGraph, Node
+from graph.animation import animate
+from graph.checking import gradcheck
+from graph import cli as options
 
 FORMATS = ("png", "svg", "dot")
 

@@ -146,7 +146,7 @@ def train_and_test(args: argparse.Namespace) -> float:
     try:
         splits = load_mnist(args.data) if args.mode == "mnist" else digits_images(args.seed)
     except DataError as error:
-        options.stop(str(error))
+        options.fail(str(error))
     splits = {name: (X.astype(args.dtype), y) for name, (X, y) in splits.items()}
     rng = np.random.default_rng(args.seed)  # draws the initial weights, then each epoch's order
     g = ComputationalGraph(dtype=args.dtype)
@@ -164,7 +164,7 @@ def train_and_test(args: argparse.Namespace) -> float:
             resume=args.resume, name=SCRIPT, settings=settings_of(args),
         )
     except GraphError as error:  # a --load or --resume file of another network, or not one at all
-        options.stop(f"{'--resume ' + args.resume if args.resume else '--load ' + str(args.load)}: {error}")
+        options.fail(f"{'--resume ' + args.resume if args.resume else '--load ' + str(args.load)}: {error}")
 
     extras = ", batch norm" * args.batch_norm + f", dropout {args.dropout:g}" * (args.dropout > 0)
     print(

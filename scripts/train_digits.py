@@ -152,7 +152,7 @@ def train_and_test(args: argparse.Namespace) -> float:
             checkpoint=args.checkpoint, resume=args.resume, name=SCRIPT, settings=settings_of(args),
         )
     except GraphError as error:  # a --load or --resume file of another network, or not one at all
-        options.stop(f"{'--resume ' + args.resume if args.resume else '--load ' + str(args.load)}: {error}")
+        options.fail(f"{'--resume ' + args.resume if args.resume else '--load ' + str(args.load)}: {error}")
     print(
         f"digits: {len(solver.y_train)} train, {len(solver.y_val)} validation, {len(splits['test'][1])} test; "
         f"MLP {'-'.join(map(str, sizes))}, {optimizer}, batch size {args.batch_size}"

@@ -24,39 +24,16 @@ and the global RNG's state are written atomically every
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from gates import MatMulGate, SigmoidGate, SquaredErrorGate  # noqa: E402
-from graph import ComputationalGraph  # noqa: E402
-from graph.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from graph import cli as options  # noqa: E402
+from graph import GraphError
+from graph import cli as options
+from graph.checkpoint import load_checkpoint, save_checkpoint
+from graph.reference_loops import lecture_two_layer_data
+from graph.reference_nets import build_two_layer_net
 
 SCRIPT = "train_two_layer"
-
-
-def build_two_layer_net(w1: np.ndarray, w2: np.ndarray, dtype=np.float64) -> ComputationalGraph:
-    """The lecture's net as a graph, computing in ``dtype`` (float64 or float32).
-
-    Inputs x: (N, D_in) and y: (N, D_out), both data (no gradient);
-    params w1: (D_in, H) and w2: (H, D_out); output: the summed squared error.
-    """
-    g = ComputationalGraph(dtype=dtype)
-    x = g.add_input("x", requires_grad=False)
-    y = g.add_input("y", requires_grad=False)
-    w1, w2 = g.add_param("w1", w1), g.add_param("w2", w2)
-    h = g.add_gate(SigmoidGate(), x @ w1, name="h")
-    y_pred = g.add_gate(MatMulGate(), h, w2, name="y_pred")
-    # np.square(y_pred - y).sum() as one gate; ((y_pred - y) ** 2) through a
-    # SumGate gives the same numbers with two gates more.
-    g.add_gate(SquaredErrorGate(), y_pred, y, name="loss")
-    return g
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -97,23 +74,28 @@ def settings_of(args: argparse.Namespace) -> dict:
 
 def main(argv: list[str] | None = None) -> list[float]:
     args = parse_args(argv)
-    np.random.seed(args.seed)
     # Drawn in the lecture's order and shapes, so the numbers match its loop.
-    x, y = np.random.randn(args.N, args.D_in), np.random.randn(args.N, args.D_out)
-    w1, w2 = np.random.randn(args.D_in, args.H), np.random.randn(args.H, args.D_out)
-
+    x, y, w1, w2 = lecture_two_layer_data(args.seed, args.N, args.D_in, args.H, args.D_out)
     g = build_two_layer_net(w1, w2, dtype=args.dtype)
     if args.load:
-        g.load_params(args.load)
+        try:
+            g.load_params(args.load)
+        except GraphError as error:  # another model's file, or not a parameter file: one line, no traceback
+            options.fail(f"argument --load {args.load}: {error}")
     feeds = {"x": x, "y": y}
     losses: list[float] = []
     start = 0
     rngs = {"global": np.random}  # nothing draws after the start, but a resumed run must match in every way
     if args.resume:
-        resumed = load_checkpoint(args.resume, script=SCRIPT, params=g.params, rngs=rngs, settings=settings_of(args))
+        try:
+            resumed = load_checkpoint(args.resume, script=SCRIPT, params=g.params, rngs=rngs,
+                                      settings=settings_of(args))
+        except GraphError as error:
+            options.fail(f"argument --resume {args.resume}: {error}")
         start, losses = resumed.progress["iteration"], resumed.histories["loss"]
         if start > args.iterations:
-            sys.exit(f"{args.resume!r} is at iteration {start}, beyond --iterations {args.iterations}")
+            options.fail(f"argument --resume {args.resume} is at iteration {start}, "
+                         f"beyond --iterations {args.iterations}")
     for t in range(start, args.iterations):
         loss = float(g.forward(feeds))
         losses.append(loss)

@@ -107,6 +107,7 @@ def test_html_is_self_contained_and_holds_every_frame(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node checks the player's JavaScript syntax")
+@pytest.mark.slow
 def test_html_player_script_is_valid_javascript(tmp_path):
     path = animate(circuit("add_multiply"), str(tmp_path / "a.html"))
     script = re.search(r"<script>(.*)</script>", open(path, encoding="utf-8").read(), re.DOTALL).group(1)

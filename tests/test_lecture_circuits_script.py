@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
@@ -28,6 +29,7 @@ def test_every_circuit_is_explained_checked_and_drawn(tmp_path):
     assert "df/dx = -4" in text and "0.7311" in text
 
 
+@pytest.mark.slow
 def test_runs_from_the_command_line(tmp_path):
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "scripts", "lecture_circuits.py"),

@@ -152,6 +152,7 @@ def test_committed_notebook_carries_its_outputs():
     assert any(cell.source.strip().endswith("g.explain()") for cell in code)
 
 
+@pytest.mark.slow
 def test_notebook_runs_from_the_repository():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     client = NotebookClient(notebook, timeout=120, kernel_name="python3",

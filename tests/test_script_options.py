@@ -12,7 +12,6 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-import bench  # noqa: E402
 import forward_three_layer  # noqa: E402
 import lecture_circuits  # noqa: E402
 from graph import cli as script_options  # noqa: E402
@@ -145,26 +144,6 @@ def test_digits_without_its_extra(without, module, pip_name, capsys):
     text = refused(train_digits.main, ["--epochs", "1"], capsys)
     assert f'train_digits.py needs {module}, which is not installed: pip install -e ".[train]"' in text
     assert f"(or pip install {pip_name})" in text
-
-
-def test_bench_names_what_is_missing(without, capsys, monkeypatch):
-    without("threadpoolctl", "micrograd")
-    monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None)
-    ran = []
-    monkeypatch.setattr(bench, "bench_two_layer", lambda **kwargs: ran.append("two-layer") or [])
-    monkeypatch.setattr(bench, "bench_scalar_circuit", lambda **kwargs: [])
-    monkeypatch.setattr(bench, "bench_chains", lambda **kwargs: [])
-    monkeypatch.setattr(bench, "bench_fresh_graph", lambda **kwargs: [])
-    monkeypatch.setattr(bench, "bench_char_rnn", lambda **kwargs: [])
-    for name in ("bench_conv", "bench_max_pool", "bench_lenet_step"):
-        monkeypatch.setattr(bench, name, lambda **kwargs: [])
-    monkeypatch.setattr(bench, "conv_peak_memory", lambda: ("memory", 1.0, 2.0))
-    monkeypatch.setattr(bench, "bench_memory", lambda: [bench.Row("figure", 1.0, 2.0)])
-    assert bench.main(["--quick"]) == 0
-    err = capsys.readouterr().err
-    assert ('threadpoolctl is not installed, so the 1-BLAS-thread two-layer row cannot run: '
-            'pip install -e ".[bench]"') in err
-    assert "micrograd is not installed" in err and ran == ["two-layer"]
 
 
 # ---------------------------------------------------------------- the helper module and the command line

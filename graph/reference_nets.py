@@ -1,0 +1,185 @@
+"""The networks of :mod:`graph.reference_loops`, built from gates: the lecture's two-layer net and the char-RNN.
+
+The scripts train them (``train_two_layer.py``, ``train_char_rnn.py``), the
+tests check their numbers against the hand-written loops, and
+``scripts/bench.py`` times them against those loops.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from gates import AddGate, ConcatenateGate, MatMulGate, SigmoidGate, SoftmaxCrossEntropySumGate, SquaredErrorGate
+from graph.computational_graph import ComputationalGraph
+from graph.layers import lstm, rnn
+from graph.node import Node
+
+#: Standard-library modules whose source is the char-RNN's default training text.
+DEFAULT_MODULES = ("textwrap", "heapq", "difflib")
+
+
+def build_two_layer_net(w1: np.ndarray, w2: np.ndarray, dtype=np.float64) -> ComputationalGraph:
+    """The lecture's net as a graph, computing in ``dtype`` (float64 or float32).
+
+    Parameters
+    ----------
+    w1 : numpy.ndarray
+        Initial first-layer weights, (D_in, H), the parameter ``w1``.
+    w2 : numpy.ndarray
+        Initial second-layer weights, (H, D_out), the parameter ``w2``.
+    dtype : numpy dtype
+        What the graph computes in.
+
+    Returns
+    -------
+    ComputationalGraph
+        Inputs x (N, D_in) and y (N, D_out), both data (no gradient); output
+        ``sum((sigmoid(x @ w1) @ w2 - y) ** 2)``, the lecture's loss.
+    """
+    g = ComputationalGraph(dtype=dtype)
+    x = g.add_input("x", requires_grad=False)
+    y = g.add_input("y", requires_grad=False)
+    w1, w2 = g.add_param("w1", w1), g.add_param("w2", w2)
+    h = g.add_gate(SigmoidGate(), x @ w1, name="h")
+    y_pred = g.add_gate(MatMulGate(), h, w2, name="y_pred")
+    # np.square(y_pred - y).sum() as one gate; ((y_pred - y) ** 2) through a
+    # SumGate gives the same numbers with two gates more.
+    g.add_gate(SquaredErrorGate(), y_pred, y, name="loss")
+    return g
+
+
+def default_text() -> str:
+    """The source of :data:`DEFAULT_MODULES`, concatenated: a text every Python installation has.
+
+    Raises
+    ------
+    FileNotFoundError
+        If this Python ships without the modules' source (compiled files only).
+    """
+    parts = []
+    for module in DEFAULT_MODULES:
+        spec = importlib.util.find_spec(module)
+        origin = getattr(spec, "origin", None)
+        if not origin or not origin.endswith(".py") or not os.path.isfile(origin):
+            raise FileNotFoundError(
+                f"the source of the standard library module {module!r} is not installed here; pass --text FILE"
+            )
+        with open(origin, encoding="utf-8") as file:
+            parts.append(file.read())
+    return "".join(parts)
+
+
+@dataclass
+class CharModel:
+    """One unrolled graph: ``steps`` characters in, the chunk's summed loss (or the scores) out.
+
+    Feeds: ``x`` (1, T) and ``targets`` (T,) character indices, ``h0`` (1, H)
+    and for the LSTM ``c0`` (1, H).
+    """
+
+    graph: ComputationalGraph
+    steps: int
+    scores: Node
+    h_last: Node
+    c_last: Node | None = None
+
+
+def build_char_model(cell: str, V: int, H: int, steps: int, with_loss: bool = True) -> CharModel:
+    """The char-RNN (``cell="rnn"``) or LSTM (``"lstm"``) unrolled over ``steps`` characters of a V-letter vocabulary.
+
+    Per step the scores are ``y_t = h_t @ out.W + out.b``: (1, V), as the
+    reference computes ``Why h_t + by`` step by step; the T rows go through
+    one SoftmaxCrossEntropySumGate, the sum over steps of -log p(target).
+    Parameters (names in g.params): ``{cell}.Wx`` (V, H) or (V, 4H),
+    ``{cell}.Wh``, ``{cell}.b`` (1, H), ``out.W`` (H, V), ``out.b`` (1, V); set
+    them with :func:`reference_parameters`.
+
+    Returns
+    -------
+    CharModel
+        With ``with_loss=False`` the graph's output is the scores (T, V) and
+        it has no ``targets`` input.
+    """
+    g = ComputationalGraph()
+    x = g.add_input("x", requires_grad=False)
+    h0 = g.add_input("h0", requires_grad=False)
+    rng = np.random.default_rng(0)  # placeholders: the caller sets every parameter
+    c_last = None
+    if cell == "lstm":
+        c0 = g.add_input("c0", requires_grad=False)
+        hs, h_last, c_last = lstm(g, x, h0, c0, V, H, steps, rng, name="lstm", indices=True)
+    else:
+        hs, h_last = rnn(g, x, h0, V, H, steps, rng, name="rnn", indices=True)
+    W = g.add_param("out.W", np.zeros((H, V)))
+    b = g.add_param("out.b", np.zeros((1, V)))
+    ys = [
+        g.add_gate(AddGate(), g.add_gate(MatMulGate(), h, W), b, name=f"y{t}") for t, h in enumerate(hs, start=1)
+    ]
+    scores = g.add_gate(ConcatenateGate(axis=0), *ys, name="scores") if steps > 1 else ys[0]
+    if with_loss:
+        targets = g.add_input("targets", requires_grad=False)
+        g.add_gate(SoftmaxCrossEntropySumGate(), scores, targets, name="loss")
+    else:
+        g.output = scores
+    return CharModel(g, steps, scores, h_last, c_last)
+
+
+def reference_parameters(cell: str, V: int, H: int, seed: int) -> dict[str, np.ndarray]:
+    """min-char-rnn's initial weights, drawn in its order, stored the way the graph uses them.
+
+    ``np.random.seed(seed)``; ``Wxh = randn(H, V) * 0.01``, ``Whh = randn(H, H)
+    * 0.01``, ``Why = randn(V, H) * 0.01``; biases zero.  For the LSTM the
+    first two have 4H rows (gates i, f, o, g), drawn the same way.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``{"{cell}.Wx": Wxh.T, "{cell}.Wh": Whh.T, "{cell}.b": (1, H) zeros,
+        "out.W": Why.T, "out.b": (1, V) zeros}``: the graph multiplies row
+        vectors, so it keeps the transposes.
+    """
+    rows = 4 * H if cell == "lstm" else H
+    np.random.seed(seed)
+    Wxh = np.random.randn(rows, V) * 0.01
+    Whh = np.random.randn(rows, H) * 0.01
+    Why = np.random.randn(V, H) * 0.01
+    return {
+        f"{cell}.Wx": Wxh.T,
+        f"{cell}.Wh": Whh.T,
+        f"{cell}.b": np.zeros((1, rows)),
+        "out.W": Why.T,
+        "out.b": np.zeros((1, V)),
+    }
+
+
+class CharModels:
+    """One graph per chunk length, built on first use, all sharing one set of parameter arrays.
+
+    Parameters
+    ----------
+    cell : str
+        "rnn" or "lstm".
+    V, H : int
+        Vocabulary and hidden sizes.
+    params : dict of str to numpy.ndarray
+        The parameter arrays (as :func:`reference_parameters` returns), shared by every graph.
+    """
+
+    def __init__(self, cell: str, V: int, H: int, params: dict[str, np.ndarray]):
+        self.cell, self.V, self.H = cell, V, H
+        self.params = params
+        self._models: dict[tuple[int, bool], CharModel] = {}
+
+    def get(self, steps: int, with_loss: bool = True) -> CharModel:
+        """The model unrolled over ``steps`` characters (built the first time it is asked for)."""
+        key = (steps, with_loss)
+        if key not in self._models:
+            model = build_char_model(self.cell, self.V, self.H, steps, with_loss)
+            for name in model.graph.params:
+                model.graph.params[name] = self.params[name]  # the same arrays: updates show everywhere
+            self._models[key] = model
+        return self._models[key]
