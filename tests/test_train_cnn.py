@@ -207,7 +207,7 @@ def test_data_that_is_not_mnist_ends_in_one_line_with_exit_code_2(tmp_path, caps
         train_cnn.main(["--data", str(path), "--epochs", "1", "--filters", "2", "2"])
     assert stopped.value.code == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.count("\n") == 1 and captured.err.startswith("error: ")
+    assert captured.out == "" and captured.err.count("\n") == 1 and re.match(r"[\w.]+: error: ", captured.err)
     assert re.search(message, captured.err), captured.err
 
 

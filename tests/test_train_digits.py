@@ -113,7 +113,7 @@ def one_line_refusal(argv, capsys):
         train_digits.main(argv)
     assert stopped.value.code == 2
     captured = capsys.readouterr()
-    assert captured.out == "" and captured.err.count("\n") == 1 and captured.err.startswith("error: ")
+    assert captured.out == "" and captured.err.count("\n") == 1 and re.match(r"[\w.]+: error: ", captured.err)
     return captured.err
 
 
@@ -143,7 +143,7 @@ def foreign_files(tmp_path):
 def test_foreign_load_and_resume_files_end_in_one_line(foreign_files, capsys, option, name, message):
     capsys.readouterr()
     line = one_line_refusal(["--epochs", "1", option, str(foreign_files / name)], capsys)
-    assert re.match(message, line), line
+    assert re.search(message, line), line
 
 
 @pytest.mark.slow
@@ -154,4 +154,4 @@ def test_a_foreign_file_from_the_command_line_gives_no_traceback(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr and result.stdout == ""
-    assert result.stderr.startswith("error: --resume ") and result.stderr.count("\n") == 1
+    assert re.match(r"train_digits\.py: error: --resume ", result.stderr) and result.stderr.count("\n") == 1
