@@ -207,7 +207,7 @@ def gradcheck(
             steps = step_sizes(perturbed, eps)
             try:
                 numeric, noise, kinks, crossed = watcher.differences(forward, perturbed, upstream, steps)
-                if not gradient.any() and _jumps(forward, perturbed, upstream, steps, numeric):
+                if not gradient.any() and _jumps(forward, perturbed, upstream, steps, numeric, noise):
                     raise CheckError(
                         f"{kind} {name!r} gets no gradient, and the output jumps when it is moved by ±eps "
                         f"(integers: labels or indices?): {_labels_advice(name, kind)}"
@@ -502,7 +502,7 @@ def _check_alone(
             steps = step_sizes(array, eps)
             try:
                 numeric, noise, kinks, crossed = watcher.differences(run, array, upstream, steps, indices)
-                jumps = gradient is None and _jumps(run, array, upstream, steps, numeric)
+                jumps = gradient is None and _jumps(run, array, upstream, steps, numeric, noise)
             except Exception as error:
                 if gradient is None:
                     skipped.append(name)
@@ -674,9 +674,13 @@ def _piece(gate: Any, inputs: list) -> Any:
     return piece(*inputs) if callable(piece) else None
 
 
-def _jumps(function, x, upstream, steps, numeric) -> bool:
-    """Whether the output jumps where x moves: halving the step keeps the change (labels, indices) instead of halving it."""
-    moved = np.flatnonzero(np.nan_to_num(numeric, nan=0.0))
+def _jumps(function, x, upstream, steps, numeric, noise) -> bool:
+    """Whether the output jumps where x moves: halving the step keeps the change (labels, indices) instead of halving it.
+
+    Only differences well above their rounding noise count: a difference made of noise (a sum of huge
+    outputs, such as masked scores of -1e9) also doubles when the step halves, and is no jump.
+    """
+    moved = np.flatnonzero(np.abs(np.nan_to_num(numeric, nan=0.0)) > 100 * np.nan_to_num(noise, nan=np.inf))
     if moved.size == 0:
         return False
     half, _ = centered_differences(function, x, upstream, steps / 2, moved)
