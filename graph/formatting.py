@@ -91,3 +91,13 @@ def format_value(value: Any, digits: int = 4, in_full: int | None = None, stats:
         f"shape {array.shape}, mean {format_number(array.mean(), 3)}, "
         f"range [{format_number(array.min(), 3)}, {format_number(array.max(), 3)}]"
     )
+
+
+def short_repr(raw: Any, width: int = 60) -> str:
+    """What the user passed, for a message: its repr, cut to ``width`` characters with "...".
+
+    For anything, numeric or not (a text fed by mistake, a ragged list),
+    where :func:`format_value` takes numbers only.
+    """
+    text = repr(raw)
+    return text if len(text) <= width else text[: width - 3] + "..."

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from graph.errors import FeedError, FeedTypeError, GateForwardError, GradientError
+from graph.formatting import short_repr
 
 _NUMERIC_KINDS = "biuf"  # bool, signed and unsigned integers, floats
 # Read once: the check below runs for every gate of every backward.
@@ -63,7 +64,7 @@ def to_value(raw: Any, dtype: np.dtype, what: str, name: str | None = None) -> A
     if name is not None:
         what = f"{what} {name!r}"
     if isinstance(raw, int) and not isinstance(raw, bool) and abs(raw) > int(np.finfo(dtype).max):
-        raise FeedError(f"{what} = {_short(raw)} is too large for a {dtype} (at most about {np.finfo(dtype).max:.2g})")
+        raise FeedError(f"{what} = {short_repr(raw)} is too large for a {dtype} (at most about {np.finfo(dtype).max:.2g})")
     try:
         array = np.asarray(raw)
     except (ValueError, TypeError) as error:  # ragged nested lists
@@ -71,7 +72,7 @@ def to_value(raw: Any, dtype: np.dtype, what: str, name: str | None = None) -> A
     if array.dtype.kind not in _NUMERIC_KINDS:
         raise FeedTypeError(
             f"{what} must be numbers (int, float or bool), got {type(raw).__name__} "
-            f"with dtype {array.dtype}: {_short(raw)}"
+            f"with dtype {array.dtype}: {short_repr(raw)}"
         )
     try:
         with np.errstate(over="raise"):  # 1e300 fed to a float32 graph must not become inf unnoticed
@@ -245,15 +246,10 @@ def _raise_not_a_tuple(returned: Any, gate_title: str, names: Sequence[str]) -> 
     if isinstance(returned, np.ndarray):
         what = f"an array of shape {returned.shape}"
     else:
-        what = str(returned) if isinstance(returned, np.generic) else _short(returned)
+        what = str(returned) if isinstance(returned, np.generic) else short_repr(returned)
     example = "(dx,)" if len(names) == 1 else "(" + ", ".join(f"d{name}" for name in names) + ")"
     raise GradientError(
         f"{gate_title}.backward returned {what}, not one gradient per input: "
         f"return a tuple such as {example}, None for an input that needs none"
     )
-
-
-def _short(raw: Any) -> str:
-    text = repr(raw)
-    return text if len(text) <= 60 else text[:57] + "..."
 

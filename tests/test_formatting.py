@@ -98,3 +98,11 @@ def test_no_module_imports_another_modules_private_names():
                         offenders += [f"{os.path.relpath(path, ROOT)}: {alias.name}" for alias in node.names
                                       if alias.name.startswith("_")]
     assert offenders == [], offenders
+
+
+def test_short_repr_cuts_long_text_and_keeps_short_text():
+    from graph.formatting import short_repr
+
+    assert short_repr("abc") == "'abc'"
+    long = short_repr(list(range(100)))
+    assert len(long) == 60 and long.endswith("...") and long.startswith("[0, 1, 2")
