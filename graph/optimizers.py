@@ -100,9 +100,15 @@ class Optimizer:
             grad = checked[name]
             if grad.dtype != param.dtype:  # compute, and keep state, in the parameter's dtype
                 grad = grad.astype(param.dtype)
-            if self.weight_decay:
-                grad = grad + self.weight_decay * param  # a new array: grads stay untouched
-            param -= self.update(name, grad)
+            param -= self.update(name, self.decayed(name, param, grad))
+
+    def decayed(self, name: str, param: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """The gradient with the weight decay added: ``grad + weight_decay * param`` (L2 regularization).
+
+        A new array: ``grads`` stay untouched.  :class:`AdamW` overrides it to
+        shrink the parameter itself instead.
+        """
+        return grad + self.weight_decay * param if self.weight_decay else grad
 
     def _checked_gradients(self, grads: Any) -> dict[str, np.ndarray]:
         """Every parameter's gradient as an array of real numbers of the parameter's shape, or an error."""
@@ -578,7 +584,7 @@ def _positive(function: str, what: str, value: Any) -> float:
     return number
 
 
-class AdamW(Optimizer):
+class AdamW(Adam):
     """AdamW (Loshchilov and Hutter, 2019) as ``torch.optim.AdamW``: Adam with decoupled weight decay.
 
     At step t = 1, 2, ..., for each parameter p with gradient g::
@@ -616,8 +622,6 @@ class AdamW(Optimizer):
         ``no_decay`` is text (one name must be given in a list) or not iterable or callable.
     """
 
-    state_names = ("m", "v")
-
     def __init__(
         self,
         params: Mapping[str, np.ndarray],
@@ -628,35 +632,18 @@ class AdamW(Optimizer):
         weight_decay: float = 1e-2,
         no_decay: Any = (),
     ):
-        super().__init__(params, lr, weight_decay)
-        _check_range(self, "beta1", beta1, low=0.0, high=1.0)
-        _check_range(self, "beta2", beta2, low=0.0, high=1.0)
-        _check_range(self, "eps", eps, low=0.0)
-        self.beta1, self.beta2, self.eps = float(beta1), float(beta2), float(eps)
+        super().__init__(params, lr, beta1, beta2, eps, weight_decay)
         self.no_decay = _exempt_names(self, params, no_decay)
-        self.m: dict[str, np.ndarray] = {}
-        self.v: dict[str, np.ndarray] = {}
 
-    def step(self, grads: Mapping[str, Any]) -> None:
-        """Decay, then take the Adam step, for every parameter in place (see :meth:`Optimizer.step`).
-
-        The decay multiplies the parameter itself, so it is applied here
-        rather than added to the gradient as :meth:`Optimizer.step` does.
-        """
-        checked = self._checked_gradients(grads)
-        self.steps += 1
-        for name, param in self.params.items():
-            if not (type(param) is np.ndarray and param.dtype.kind == "f" and param.flags.writeable):
-                dtype = param.dtype if isinstance(param, np.ndarray) and param.dtype.kind == "f" else np.float64
-                param = self.params[name] = np.array(param, dtype=dtype)
-            grad = checked[name]
-            if grad.dtype != param.dtype:  # compute, and keep state, in the parameter's dtype
-                grad = grad.astype(param.dtype)
-            if self.weight_decay and name not in self.no_decay:
-                param *= 1.0 - self.lr * self.weight_decay
-            param -= self.update(name, grad)
+    def decayed(self, name: str, param: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """Shrink the parameter itself, ``p -= lr * weight_decay * p``, unless it is exempt; the gradient stays."""
+        if self.weight_decay and name not in self.no_decay:
+            param *= 1.0 - self.lr * self.weight_decay
+        return grad
 
     def update(self, name, grad):
+        """Adam's step in torch.optim.AdamW's arrangement, with m and v updated in place (the GPT's largest
+        arrays: new ones every step cost more than the arithmetic)."""
         beta1, beta2, t = self.beta1, self.beta2, self.steps
         m, v = self.m.get(name), self.v.get(name)
         if m is None:
