@@ -257,6 +257,14 @@ def test_every_published_page_is_in_the_mkdocs_nav_and_drafts_are_excluded():
         assert draft[len("docs/") :] in excluded, f"{draft} is a draft but mkdocs.yml publishes it"
 
 
+@pytest.mark.parametrize("page", PAGES)
+def test_every_script_a_page_names_exists(page):
+    with open(os.path.join(ROOT, page), encoding="utf-8") as file:
+        named = set(re.findall(r"scripts/(\w+\.py)", file.read()))
+    missing = sorted(name for name in named if not os.path.exists(os.path.join(ROOT, "scripts", name)))
+    assert not missing, f"{page} names scripts that do not exist: {missing}"
+
+
 def public_modules() -> list[str]:
     """Every module of the packages gates and graph whose name does not start with an underscore."""
     found = []
