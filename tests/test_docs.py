@@ -50,7 +50,7 @@ matplotlib.use("Agg")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCS = os.path.join(ROOT, "docs")
 # Drafts the maintainers finish: not published (mkdocs.yml's exclude_docs) and not run.
-DRAFTS = {"docs/training-solver-draft.md"}
+DRAFTS: set[str] = set()
 NOISE = 1e-6
 NUMBER = r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?"
 # A number on its own: not part of a name (w0, fc1.act, MatMulGate_4) or of a longer number.
@@ -252,9 +252,38 @@ def test_every_published_page_is_in_the_mkdocs_nav_and_drafts_are_excluded():
     for page in PAGES:
         if page.startswith("docs/"):
             assert f" {page[len('docs/'):]}" in nav, f"{page} is not in mkdocs.yml's nav"
-    excluded = config[config.index("exclude_docs:") : config.index("nav:")]
+    excluded = config[config.index("exclude_docs:") : config.index("nav:")] if DRAFTS else ""
     for draft in DRAFTS:
         assert draft[len("docs/") :] in excluded, f"{draft} is a draft but mkdocs.yml publishes it"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_script_a_page_names_exists(page):
+    with open(os.path.join(ROOT, page), encoding="utf-8") as file:
+        named = set(re.findall(r"scripts/(\w+\.py)", file.read()))
+    missing = sorted(name for name in named if not os.path.exists(os.path.join(ROOT, "scripts", name)))
+    assert not missing, f"{page} names scripts that do not exist: {missing}"
+
+
+def public_modules() -> list[str]:
+    """Every module of the packages gates and graph whose name does not start with an underscore."""
+    found = []
+    for package in ("gates", "graph", "graph/layers"):
+        for name in sorted(os.listdir(os.path.join(ROOT, package))):
+            if name.endswith(".py") and not name.startswith("_"):
+                found.append(f"{package.replace('/', '.')}.{name[:-3]}")
+    return found
+
+
+def test_the_api_reference_has_every_public_module():
+    reference = ""
+    for name in sorted(os.listdir(os.path.join(DOCS, "reference"))):
+        with open(os.path.join(DOCS, "reference", name), encoding="utf-8") as file:
+            reference += file.read()
+    listed = set(re.findall(r"^::: ([\w.]+)$", reference, flags=re.MULTILINE))
+    missing = [module for module in public_modules() if module not in listed]
+    assert not missing, f"docs/reference/ has no '::: module' line for {missing}"
+    assert len(public_modules()) >= 40
 
 
 # ---------------------------------------------------------------- the convention itself
