@@ -84,7 +84,7 @@ def _stacked_product(a, b):
     """a @ b; for a stack a: (..., N, D) times a matrix b: (D, H), one product of the stacked rows.
 
     np.matmul would multiply the stack's matrices one by one; a single
-    (... N, D) @ (D, H) product is faster (the GPT of scripts/bench_gpt.py).
+    (... N, D) @ (D, H) product is faster (the GPT row of scripts/bench.py).
     """
     if b.ndim == 2 and a.ndim > 2 and a.shape[-1] == b.shape[0]:
         return _product(a.reshape(-1, a.shape[-1]), b).reshape(*a.shape[:-1], b.shape[1])
@@ -123,7 +123,7 @@ class LinearGate(Gate):
     rows), as in the course's affine layer.  Adding b into the product's
     own result, rather than into a new array as an AddGate does, and
     summing db here save a pass over the output each way: 6% of a GPT
-    training iteration (scripts/bench_gpt.py's model, one thread, CPU time);
+    training iteration (the GPT row of scripts/bench.py, one thread, CPU time);
     tests/test_attention.py checks it against MatMulGate and AddGate.
     Caches x's rows and W.
     """

@@ -90,7 +90,7 @@ class MaxPool2DGate(_Pool2D):
         for index, won in winners:
             if self.stride >= self.size:
                 # Windows apart: each element of x is in one window at most, so the sum below is
-                # written straight into dx, 10-30% faster on bench_cnn.py's max-pool row
+                # written straight into dx, 10-30% faster on bench.py's max-pool row
                 # (test_max_pool_gradient_is_the_window_by_window_formula checks both agree).
                 np.multiply(share, won, out=dx[index])
             else:  # overlapping windows add their gradients
