@@ -7,8 +7,6 @@ tests check their numbers against the hand-written loops, and
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,9 +15,6 @@ from gates import AddGate, ConcatenateGate, MatMulGate, SigmoidGate, SoftmaxCros
 from graph.computational_graph import ComputationalGraph
 from graph.layers import lstm, rnn
 from graph.node import Node
-
-#: Standard-library modules whose source is the char-RNN's default training text.
-DEFAULT_MODULES = ("textwrap", "heapq", "difflib")
 
 
 def build_two_layer_net(w1: np.ndarray, w2: np.ndarray, dtype=np.float64) -> ComputationalGraph:
@@ -50,27 +45,6 @@ def build_two_layer_net(w1: np.ndarray, w2: np.ndarray, dtype=np.float64) -> Com
     # SumGate gives the same numbers with two gates more.
     g.add_gate(SquaredErrorGate(), y_pred, y, name="loss")
     return g
-
-
-def default_text() -> str:
-    """The source of :data:`DEFAULT_MODULES`, concatenated: a text every Python installation has.
-
-    Raises
-    ------
-    FileNotFoundError
-        If this Python ships without the modules' source (compiled files only).
-    """
-    parts = []
-    for module in DEFAULT_MODULES:
-        spec = importlib.util.find_spec(module)
-        origin = getattr(spec, "origin", None)
-        if not origin or not origin.endswith(".py") or not os.path.isfile(origin):
-            raise FileNotFoundError(
-                f"the source of the standard library module {module!r} is not installed here; pass --text FILE"
-            )
-        with open(origin, encoding="utf-8") as file:
-            parts.append(file.read())
-    return "".join(parts)
 
 
 @dataclass

@@ -54,7 +54,8 @@ from graph.optimizers import Adagrad, Adam, clip
 from graph.reference_loops import (
     LOSS_TOLERANCE, SMOOTH_LOSS_TOLERANCES, MinCharRNN, reference_chunks, smooth_losses, two_layer_numpy,
 )
-from graph.reference_nets import CharModels, build_two_layer_net, default_text, reference_parameters
+from graph.reference_nets import CharModels, build_two_layer_net, reference_parameters
+from graph.text_data import encode, random_windows, read_text
 
 
 @dataclass
@@ -366,11 +367,9 @@ def bench_chains(quick: bool) -> list[Row]:
 def bench_char_rnn(quick: bool) -> list[Row]:
     """Hidden size 100, 25 characters, Adagrad, clipping: graph / min-char-rnn per training iteration."""
     rounds, iterations, H, T = (2, 20, 100, 25) if quick else (7, 300, 100, 25)
-    text = default_text()[:30_000]
-    chars = sorted(set(text))
+    chars, data = encode(read_text(None)[:30_000])
     V = len(chars)
-    char_to_ix = {ch: i for i, ch in enumerate(chars)}
-    chunks = list(reference_chunks([char_to_ix[ch] for ch in text], T, iterations))
+    chunks = list(reference_chunks(data.tolist(), T, iterations))
     # The reference takes lists of indices, the graph float arrays (what it reads): both made before timing.
     graph_chunks = [(np.array([inputs], dtype=np.float64), np.array(targets, dtype=np.float64), reset)
                     for inputs, targets, reset in chunks]

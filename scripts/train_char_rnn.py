@@ -45,7 +45,9 @@ from graph import CheckpointError, GraphError
 from graph import cli as options
 from graph.checkpoint import load_checkpoint, save_checkpoint
 from graph.optimizers import Adagrad, clip
-from graph.reference_nets import DEFAULT_MODULES, CharModels, default_text, reference_parameters
+from graph.figures import loss_curves
+from graph.reference_nets import CharModels, reference_parameters
+from graph.text_data import CHAR_RNN_MODULES, draw_character, encode, read_text
 
 #: Written into checkpoints: --resume takes only a checkpoint of this script.
 SCRIPT = "train_char_rnn"
@@ -78,7 +80,6 @@ def sample(models: CharModels, h: np.ndarray, c: np.ndarray | None, seed_ix: int
     do not depend on it.
     """
     model = models.get(1, with_loss=False)
-    V = models.V
     ixes, ix = [], seed_ix
     for _ in range(length):
         feeds = {"x": np.array([[ix]], dtype=np.float64), "h0": h}
@@ -87,9 +88,7 @@ def sample(models: CharModels, h: np.ndarray, c: np.ndarray | None, seed_ix: int
         scores = model.graph.forward(feeds)[0]
         h = model.graph.value(model.h_last)
         c = model.graph.value(model.c_last) if c is not None else None
-        probabilities = np.exp(scores - scores.max())
-        probabilities /= probabilities.sum()
-        ix = int(np.random.choice(range(V), p=probabilities))
+        ix = draw_character(scores, np.random)
         ixes.append(ix)
     return ixes
 
@@ -110,9 +109,7 @@ def train(
     parameters, optimizer, generator and ``state`` are all where the next
     iteration starts from.
     """
-    chars = sorted(set(text))
-    char_to_ix = {ch: i for i, ch in enumerate(chars)}
-    data = np.array([char_to_ix[ch] for ch in text], dtype=np.float64)
+    chars, data = encode(text, np.float64)
     T, H = args.seq_length, args.hidden
     if optimizer is None:
         optimizer = Adagrad(models.params, lr=args.lr)
@@ -218,7 +215,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options, every one checked before any work (argparse errors, exit code 2); reads the text."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog=f"Without --text: the source of {', '.join(m + '.py' for m in DEFAULT_MODULES)} "
+        epilog=f"Without --text: the source of {', '.join(m + '.py' for m in CHAR_RNN_MODULES)} "
         "from this Python's standard library, concatenated.",
     )
     add = parser.add_argument
@@ -246,12 +243,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.plot:
         options.require(parser, "matplotlib", "draw", "--plot")
     try:
-        if args.text is None:
-            args.text_content = default_text()
-        else:
-            # utf-8-sig: a byte-order mark at the start (Windows editors write one) is not a character of the text.
-            with open(args.text, encoding="utf-8-sig") as file:
-                args.text_content = file.read()
+        args.text_content = read_text(args.text)
     except (OSError, UnicodeDecodeError) as error:
         parser.error(f"argument --text: cannot read the text: {error}")
     if len(args.text_content) < args.seq_length + 2:
@@ -312,20 +304,10 @@ def main(argv: list[str] | None = None) -> list[float]:
 
 def save_loss_plot(losses: list[float], uniform: float, path: str, cell: str) -> None:
     """Save the smooth loss per iteration, and the uniform guess, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(range(len(losses)), losses, label=f"smooth loss ({cell})")
-    axes.axhline(uniform, color="gray", linestyle="--", label="uniform guess")
-    axes.set_xlabel("iteration")
-    axes.set_ylabel("loss per chunk (sum over characters)")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    loss_curves([(range(len(losses)), losses, {"label": f"smooth loss ({cell})"}),
+                 ((0, len(losses) - 1), (uniform, uniform), {"color": "gray", "linestyle": "--",
+                                                             "label": "uniform guess"})],
+                "loss per chunk (sum over characters)", path)
 
 
 if __name__ == "__main__":
