@@ -59,6 +59,7 @@ import numpy as np
 import gates
 from graph import ComputationalGraph, GraphError
 from graph import cli as options
+from graph.circuits import NEURON_FEEDS, sigmoid_neuron_gates
 from graph.layers import batch_norm, conv2d, dense, flatten, gpt, max_pool2d
 from graph.optimizers import Adagrad, Adam, AdamW, WarmupCosine, clip, clip_by_global_norm
 from graph.reference_loops import (
@@ -258,9 +259,6 @@ def micrograd_value_class():
     return Value
 
 
-NEURON_FEEDS = {"w0": 2.0, "x0": -1.0, "w1": -3.0, "x1": -2.0, "w2": -3.0}
-
-
 def neuron_micrograd(Value):
     """One pass as micrograd must do it: build the expression, then backward."""
     w0, x0, w1, x1, w2 = (Value(NEURON_FEEDS[name]) for name in ("w0", "x0", "w1", "x1", "w2"))
@@ -269,21 +267,10 @@ def neuron_micrograd(Value):
     return f.data, w0.grad
 
 
-def neuron_graph() -> ComputationalGraph:
-    """The lecture's neuron from Multiply/Add/Negate/Exp/Add/Reciprocal gates."""
-    g = ComputationalGraph()
-    w0, x0, w1, x1, w2 = (g.add_input(name) for name in ("w0", "x0", "w1", "x1", "w2"))
-    w0x0, w1x1 = g.add_gate(gates.MultiplyGate(), w0, x0), g.add_gate(gates.MultiplyGate(), w1, x1)
-    s = g.add_gate(gates.AddGate(), g.add_gate(gates.AddGate(), w0x0, w1x1), w2)
-    e = g.add_gate(gates.ExpGate(), g.add_gate(gates.NegateGate(), s))
-    g.add_gate(gates.ReciprocalGate(), g.add_gate(gates.AddGate(), e, 1.0))
-    return g
-
-
 def fresh_neuron_graph_pass():
     """Build the neuron's graph and run its first forward and backward (sort and schedule included)."""
-    g = neuron_graph()
-    g.forward(NEURON_FEEDS)
+    g, feeds = sigmoid_neuron_gates()
+    g.forward(feeds)
     return g.backward()["w0"]
 
 
@@ -293,7 +280,7 @@ def bench_scalar_circuit(quick: bool) -> list[Row]:
     if contender("micrograd") is None:
         return [not_installed(figures[0], "micrograd", 0.5), not_installed(figures[1], "micrograd", 8.0)]
     Value = micrograd_value_class()
-    g = neuron_graph()
+    g, _ = sigmoid_neuron_gates()
 
     def graph_pass():
         g.forward(NEURON_FEEDS)
