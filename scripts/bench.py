@@ -60,12 +60,12 @@ import gates
 from graph import ComputationalGraph, GraphError
 from graph import cli as options
 from graph.circuits import NEURON_FEEDS, sigmoid_neuron_gates
-from graph.layers import batch_norm, conv2d, dense, flatten, gpt, max_pool2d
+from graph.layers import gpt
 from graph.optimizers import Adagrad, Adam, AdamW, WarmupCosine, clip, clip_by_global_norm
 from graph.reference_loops import (
     LOSS_TOLERANCE, SMOOTH_LOSS_TOLERANCES, MinCharRNN, reference_chunks, smooth_losses, two_layer_numpy,
 )
-from graph.reference_nets import CharModels, build_two_layer_net, reference_parameters
+from graph.reference_nets import CharModels, build_cnn, build_two_layer_net, reference_parameters
 from graph.text_data import encode, random_windows, read_text
 
 
@@ -496,12 +496,7 @@ def bench_lenet_step(quick: bool, filters=(16, 32)) -> list[Row]:
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((64, 1, 28, 28)), rng.integers(0, 10, 64)
     g = ComputationalGraph()
-    out, channels = g.add_input("x", requires_grad=False), 1
-    for layer, F in enumerate(filters, start=1):  # conv - batch norm - relu - pool, twice; dense; softmax loss
-        out = batch_norm(g, conv2d(g, out, channels, F, 3, f"conv{layer}", rng, padding=1), F, f"bn{layer}")
-        out, channels = max_pool2d(g, g.add_gate(gates.ReLUGate(), out), 2), F
-    scores = dense(g, flatten(g, out), channels * 49, 10, "fc", rng)
-    g.add_gate(gates.SoftmaxCrossEntropyGate(), scores, g.add_input("y", requires_grad=False))
+    build_cnn(g, (1, 28, 28), filters, rng, use_batch_norm=True)
     optimizer = Adam(g.params, lr=1e-3)
     nn = torch.nn
     net = nn.Sequential(

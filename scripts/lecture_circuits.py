@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 
+from graph import ComputationalGraph
 from graph.animation import animate
 from graph.checking import gradcheck
 from graph.circuits import CIRCUITS

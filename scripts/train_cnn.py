@@ -26,13 +26,11 @@ import os
 
 import numpy as np
 
-from gates import ReLUGate, SoftmaxCrossEntropyGate
 from graph import ComputationalGraph, GraphError, Solver
 from graph import cli as options
 from graph.datasets import DataError, digits_images, load_mnist, solver_data
-from graph.layers import batch_norm, conv2d, dense, dropout, flatten, max_pool2d
-from graph.node import Node
 from graph.optimizers import Adam
+from graph.reference_nets import build_cnn
 
 DEFAULTS = {
     "digits": dict(epochs=30, batch_size=32, lr=3e-3, filters=[16, 32], batch_norm=True, weight_decay=1e-3),
@@ -41,31 +39,6 @@ DEFAULTS = {
 EVAL_BATCH = 250  # images per forward pass when evaluating: bounds the im2col copies (MNIST: 57 MB)
 CHECKPOINT_EVERY = 500  # steps between checkpoints within an epoch (MNIST: about 9 s; an epoch is 1719 steps)
 SCRIPT = "train_cnn"  # written into checkpoints: --resume takes only a checkpoint of this script
-
-
-def build_cnn(g: ComputationalGraph, image_shape: tuple[int, int, int], filters: list[int], rng: np.random.Generator,
-              use_batch_norm: bool = False, dropout_p: float = 0.0) -> Node:
-    """Add conv-[bn]-ReLU-pool twice, [dropout], dense -> 10 and the loss to ``g``; return the scores node.
-
-    Inputs: x (N, C, H, W) images and y (N,) labels, both data.
-    """
-    C, H, W = image_shape
-    x = g.add_input("x", requires_grad=False)
-    y = g.add_input("y", requires_grad=False)
-    out, channels = x, C
-    for layer, F in enumerate(filters, start=1):
-        out = conv2d(g, out, channels, F, 3, f"conv{layer}", rng, padding=1)
-        if use_batch_norm:
-            out = batch_norm(g, out, F, f"bn{layer}")
-        out = g.add_gate(ReLUGate(), out, name=f"relu{layer}")
-        out = max_pool2d(g, out, 2, name=f"pool{layer}")
-        channels, H, W = F, H // 2, W // 2
-    out = flatten(g, out, name="flatten")
-    if dropout_p > 0.0:
-        out = dropout(g, out, dropout_p, rng, name="dropout")
-    scores = dense(g, out, channels * H * W, 10, "fc", rng)
-    g.add_gate(SoftmaxCrossEntropyGate(), scores, y, name="loss")
-    return scores
 
 
 def scheduled_lr(lr: float, step: int, total_steps: int) -> float:
