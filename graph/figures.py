@@ -1,4 +1,4 @@
-"""Figures the training scripts save: loss curves, and a transformer's attention weights as heatmaps.
+"""Figures the scripts save: loss curves, a transformer's attention weights, a deep net's layer histograms.
 
 Both return a matplotlib Figure not attached to pyplot (no global state), so
 a notebook can show them as well (``display(figure)``).  They need matplotlib
@@ -7,7 +7,7 @@ a notebook can show them as well (``display(figure)``).  They need matplotlib
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
@@ -90,4 +90,63 @@ def attention_map(weights: Sequence[np.ndarray], line: str, path: str | None = N
     figure.tight_layout()
     if path is not None:
         figure.savefig(path, dpi=110)
+    return figure
+
+
+def layer_histograms(monitors: dict[str, Any], relu: Collection[str] = (), title: str | None = None) -> Any:
+    """One row per monitor: the histogram of each layer's activations, then the std per layer.
+
+    ``scripts/init_study.py``'s figure: the activations of a deep net after
+    one forward pass, one row per initialization.
+
+    Parameters
+    ----------
+    monitors : dict of str to graph.monitor.TrainingMonitor
+        Each row's label and the monitor that recorded its pass (the same
+        number of layers in each).
+    relu : collection of str
+        The labels of rows whose layers are ReLUs: half their units are
+        exactly 0, counted apart (the spike would hide the rest) and the
+        histogram spans [0, 3] instead of [-1, 1].
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    layers = len(next(iter(monitors.values())).layers)
+    figure = new_figure(figsize=(1.6 * layers + 3.2, 2.3 * len(monitors)), layout="constrained")
+    grid = figure.add_gridspec(len(monitors), layers + 1, width_ratios=[1.0] * layers + [1.9])
+    for row, (label, monitor) in enumerate(monitors.items()):
+        is_relu = label in relu
+        for column, name in enumerate(monitor.layers):
+            axes = figure.add_subplot(grid[row, column])
+            distribution = monitor.activations[name][-1]
+            sample = distribution.sample
+            if is_relu:  # half the units are exactly 0: count them apart, or the spike hides the rest
+                sample = sample[sample != 0.0]
+                axes.text(0.95, 0.92, f"{distribution.zero_fraction:.0%} zeros", transform=axes.transAxes,
+                          ha="right", va="top", fontsize=7)
+            bins = np.linspace(0.0, 3.0, 41) if is_relu else np.linspace(-1.0, 1.0, 41)
+            axes.hist(np.clip(sample, bins[0], bins[-1]), bins=bins, color=f"C{row}")
+            axes.set_yticks([])
+            axes.tick_params(labelsize=7)
+            if row == 0:
+                axes.set_title(f"layer {column + 1}", fontsize=9)
+            if column == 0:
+                axes.set_ylabel(label, fontsize=9)
+        std_axes = figure.add_subplot(grid[row, layers])
+        positions = range(1, layers + 1)
+        std_axes.semilogy(positions, monitor.std_per_layer("activations"), "o-", color=f"C{row}",
+                          label="activations")
+        std_axes.semilogy(positions, monitor.std_per_layer("gradients"), "s--", color="gray",
+                          label="gradients", markersize=4)
+        std_axes.set_xticks(list(positions))
+        std_axes.tick_params(labelsize=7)
+        std_axes.set_ylim(1e-8, 1e4)
+        if row == 0:
+            std_axes.set_title("std per layer", fontsize=9)
+            std_axes.legend(fontsize=7, loc="lower left")
+    if title:
+        figure.suptitle(title, fontsize=11)
     return figure

@@ -416,6 +416,28 @@ def bench_char_rnn(quick: bool) -> list[Row]:
 # ---------------------------------------------------------------- convolutional nets
 
 
+def layer_row(figure: str, bound: float, gate, torch_layer, x, upstream, params: dict, rounds: int, reps: int) -> Row:
+    """One gate's forward+backward on ``x`` (with ``params``) / ``torch_layer(x, *params)``'s, each sent ``upstream``."""
+    import torch
+
+    g = ComputationalGraph(dtype=x.dtype)
+    g.add_gate(gate, g.add_input("x"), *(g.add_param(name, value) for name, value in params.items()))
+    tensors, tu = [torch.tensor(a, requires_grad=True) for a in (x, *params.values())], torch.tensor(upstream)
+
+    def ours():
+        g.forward({"x": x})
+        g.backward(upstream)
+
+    def theirs():
+        for tensor in tensors:
+            tensor.grad = None
+        torch_layer(*tensors).backward(tu)
+
+    ratios, mine, peer = interleaved(ours, theirs, rounds, reps)
+    return Row(figure, statistics.median(ratios), bound,
+               detail=f"{mine * 1e3:.2f} vs {peer * 1e3:.2f} ms; {spread(ratios)} x {reps}")
+
+
 def bench_conv(quick: bool) -> list[Row]:
     """Convolution 3x3, padding 1, forward+backward, graph / torch: 3 shapes x 2 dtypes x 1 or default threads."""
     rounds, reps = (2, 2) if quick else (7, 10)
@@ -432,25 +454,11 @@ def bench_conv(quick: bool) -> list[Row]:
                 rng = np.random.default_rng(0)
                 x = rng.standard_normal(x_shape).astype(dtype)
                 w = (rng.standard_normal((filters, x_shape[1], 3, 3)) * 0.1).astype(dtype)
-                b = np.zeros(filters, dtype=dtype)
                 upstream = rng.standard_normal((x_shape[0], filters, *x_shape[2:])).astype(dtype)
-                g = ComputationalGraph(dtype=dtype)
-                g.add_gate(gates.Conv2DGate(padding=1), g.add_input("x"), g.add_param("w", w), g.add_param("b", b))
-                tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-                tu = torch.tensor(upstream)
-
-                def ours():
-                    g.forward({"x": x})
-                    g.backward(upstream)
-
-                def theirs():
-                    tx.grad = tw.grad = tb.grad = None
-                    torch.nn.functional.conv2d(tx, tw, tb, padding=1).backward(tu)
-
                 with threads(one):
-                    ratios, mine, peer = interleaved(ours, theirs, rounds, reps)
-                rows.append(Row(figure, statistics.median(ratios), 2.5,
-                                detail=f"{mine * 1e3:.2f} vs {peer * 1e3:.2f} ms; {spread(ratios)} x {reps}"))
+                    rows.append(layer_row(figure, 2.5, gates.Conv2DGate(padding=1),
+                                          lambda x, w, b: torch.nn.functional.conv2d(x, w, b, padding=1), x, upstream,
+                                          {"w": w, "b": np.zeros(filters, dtype=dtype)}, rounds, reps))
     return rows
 
 
@@ -467,21 +475,8 @@ def bench_max_pool(quick: bool) -> list[Row]:
         rng = np.random.default_rng(1)
         x = rng.standard_normal((64, 16, 28, 28)).astype(dtype)
         upstream = rng.standard_normal((64, 16, 14, 14)).astype(dtype)
-        g = ComputationalGraph(dtype=dtype)
-        g.add_gate(gates.MaxPool2DGate(2), g.add_input("x"))
-        tx, tu = torch.tensor(x, requires_grad=True), torch.tensor(upstream)
-
-        def ours():
-            g.forward({"x": x})
-            g.backward(upstream)
-
-        def theirs():
-            tx.grad = None
-            torch.nn.functional.max_pool2d(tx, 2).backward(tu)
-
-        ratios, mine, peer = interleaved(ours, theirs, rounds, reps)
-        rows.append(Row(figure, statistics.median(ratios), 1.5,
-                        detail=f"{mine * 1e3:.2f} vs {peer * 1e3:.2f} ms; {spread(ratios)} x {reps}"))
+        rows.append(layer_row(figure, 1.5, gates.MaxPool2DGate(2), lambda x: torch.nn.functional.max_pool2d(x, 2),
+                              x, upstream, {}, rounds, reps))
     return rows
 
 

@@ -41,7 +41,7 @@ from typing import Callable
 
 import numpy as np
 
-from graph import CheckpointError, GraphError
+from graph import CheckpointError
 from graph import cli as options
 from graph.checkpoint import load_checkpoint, save_checkpoint
 from graph.optimizers import Adagrad, clip
@@ -267,11 +267,7 @@ def main(argv: list[str] | None = None) -> list[float]:
     models = CharModels(args.cell, V, args.hidden, params)
     model = models.get(T)
     optimizer = Adagrad(models.params, lr=args.lr)
-    if args.load:
-        try:
-            model.graph.load_params(args.load)  # copies into the shared arrays
-        except GraphError as error:
-            options.fail(f"argument --load {args.load}: {error}")
+    options.load_params(model.graph, args.load)  # copies into the shared arrays
     if args.resume:  # before any output: a refused checkpoint stops the run with nothing printed or written
         try:
             state = resume(args, models, optimizer)

@@ -30,6 +30,7 @@ import numpy as np
 from graph import GraphError
 from graph import cli as options
 from graph.checkpoint import load_checkpoint, save_checkpoint
+from graph.figures import loss_curves
 from graph.reference_loops import lecture_two_layer_data
 from graph.reference_nets import build_two_layer_net
 
@@ -77,11 +78,7 @@ def main(argv: list[str] | None = None) -> list[float]:
     # Drawn in the lecture's order and shapes, so the numbers match its loop.
     x, y, w1, w2 = lecture_two_layer_data(args.seed, args.N, args.D_in, args.H, args.D_out)
     g = build_two_layer_net(w1, w2, dtype=args.dtype)
-    if args.load:
-        try:
-            g.load_params(args.load)
-        except GraphError as error:  # another model's file, or not a parameter file: one line, no traceback
-            options.fail(f"argument --load {args.load}: {error}")
+    options.load_params(g, args.load)
     feeds = {"x": x, "y": y}
     losses: list[float] = []
     start = 0
@@ -119,20 +116,7 @@ def main(argv: list[str] | None = None) -> list[float]:
 
 def save_loss_plot(losses: list[float], path: str) -> None:
     """Save the loss per iteration as a PNG (log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(range(len(losses)), losses)
-    axes.set_xlabel("iteration")
-    axes.set_ylabel("loss (sum of squared errors)")
-    axes.set_yscale("log")
-    axes.set_title("Two-layer net, SGD")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    loss_curves([(range(len(losses)), losses, {})], "loss (sum of squared errors)", path, "Two-layer net, SGD", log=True)
 
 
 if __name__ == "__main__":
