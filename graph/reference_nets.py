@@ -20,6 +20,7 @@ from gates import (
 from graph.computational_graph import ComputationalGraph
 from graph.layers import batch_norm, conv2d, dense, dropout, flatten, lstm, max_pool2d, rnn
 from graph.node import Node
+from graph.text_data import draw_character
 
 
 def build_two_layer_net(w1: np.ndarray, w2: np.ndarray, dtype=np.float64) -> ComputationalGraph:
@@ -207,3 +208,39 @@ class CharModels:
                 model.graph.params[name] = self.params[name]  # the same arrays: updates show everywhere
             self._models[key] = model
         return self._models[key]
+
+    def sample(self, h: np.ndarray, c: np.ndarray | None, seed_ix: int, length: int) -> list[int]:
+        """``length`` character indices drawn one by one from the model, starting after ``seed_ix``.
+
+        As min-char-rnn's ``sample``: ``np.random.choice`` on the softmax of
+        the scores (:func:`graph.text_data.draw_character`), so it draws from
+        numpy's global generator; the parameters do not change.
+
+        Parameters
+        ----------
+        h : numpy.ndarray
+            (1, H) the hidden state to start from.
+        c : numpy.ndarray or None
+            (1, H) the LSTM's cell state; None for the RNN.
+        seed_ix : int
+            The character fed first.
+        length : int
+            Characters to draw.
+
+        Returns
+        -------
+        list of int
+            The drawn indices, each fed back in as the next input.
+        """
+        model = self.get(1, with_loss=False)
+        ixes, ix = [], seed_ix
+        for _ in range(length):
+            feeds = {"x": np.array([[ix]], dtype=np.float64), "h0": h}
+            if c is not None:
+                feeds["c0"] = c
+            scores = model.graph.forward(feeds)[0]
+            h = model.graph.value(model.h_last)
+            c = model.graph.value(model.c_last) if c is not None else None
+            ix = draw_character(scores, np.random)
+            ixes.append(ix)
+        return ixes

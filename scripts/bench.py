@@ -148,8 +148,11 @@ def relative_difference(ours: list[float], theirs: list[float]) -> float:
 
 
 @contextmanager
-def one_thread():
-    """numpy's BLAS (threadpoolctl) and torch's intra-op pool on one thread."""
+def threads(one: bool = True):
+    """With ``one``: numpy's BLAS (threadpoolctl) and torch's intra-op pool on one thread; else as they are."""
+    if not one:
+        yield
+        return
     from threadpoolctl import threadpool_limits
 
     torch = contender("torch")
@@ -162,15 +165,6 @@ def one_thread():
         finally:
             if torch:
                 torch.set_num_threads(before)
-
-
-@contextmanager
-def threads(one: bool):
-    if one:
-        with one_thread():
-            yield
-    else:
-        yield
 
 
 # --------------------------------------------------------------- two-layer net
@@ -417,7 +411,7 @@ def bench_char_rnn(quick: bool) -> list[Row]:
 
 
 def layer_row(figure: str, bound: float, gate, torch_layer, x, upstream, params: dict, rounds: int, reps: int) -> Row:
-    """One gate's forward+backward on ``x`` (with ``params``) / ``torch_layer(x, *params)``'s, each sent ``upstream``."""
+    """A gate's forward+backward on ``x`` (with ``params``) / ``torch_layer(x, *params)``'s, each sent ``upstream``."""
     import torch
 
     g = ComputationalGraph(dtype=x.dtype)
@@ -511,7 +505,7 @@ def bench_lenet_step(quick: bool, filters=(16, 32)) -> list[Row]:
         nn.functional.cross_entropy(net(tX), ty).backward()
         torch_optimizer.step()
 
-    with one_thread():
+    with threads(one=True):
         ratios, mine, peer = interleaved(ours, theirs, rounds, reps)
     return [Row(figure, statistics.median(ratios),
                 detail=f"{mine * 1e3:.1f} vs {peer * 1e3:.1f} ms per step; {spread(ratios)} x {reps}")]
@@ -529,25 +523,19 @@ def torch_gpt(vocabulary: int, layers: int, heads: int, width: int, context: int
     from torch import nn
     from torch.nn import functional as F
 
-    class CausalSelfAttention(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.c_attn, self.c_proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
-
-        def forward(self, x):
-            B, T, C = x.shape
-            q, k, v = (a.view(B, T, heads, C // heads).transpose(1, 2) for a in self.c_attn(x).split(width, dim=2))
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-            return self.c_proj(y.transpose(1, 2).contiguous().view(B, T, C))
-
     class Block(nn.Module):
         def __init__(self):
             super().__init__()
-            self.ln_1, self.attn, self.ln_2 = nn.LayerNorm(width), CausalSelfAttention(), nn.LayerNorm(width)
+            self.ln_1, self.ln_2 = nn.LayerNorm(width), nn.LayerNorm(width)
+            self.c_attn, self.attn_proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
             self.c_fc, self.c_proj = nn.Linear(width, 4 * width), nn.Linear(4 * width, width)
 
         def forward(self, x):
-            x = x + self.attn(self.ln_1(x))
+            B, T, C = x.shape  # nanoGPT's CausalSelfAttention, then its MLP
+            q, k, v = (a.view(B, T, heads, C // heads).transpose(1, 2)
+                       for a in self.c_attn(self.ln_1(x)).split(width, dim=2))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, C))
             return x + self.c_proj(F.gelu(self.c_fc(self.ln_2(x))))
 
     class GPT(nn.Module):
@@ -563,7 +551,7 @@ def torch_gpt(vocabulary: int, layers: int, heads: int, width: int, context: int
                 if isinstance(module, nn.Linear) and module.bias is not None:
                     nn.init.zeros_(module.bias)
             for name, parameter in self.named_parameters():
-                if name.endswith("c_proj.weight"):
+                if name.endswith(("c_proj.weight", "attn_proj.weight")):  # the residual projections
                     nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * layers))
 
         def forward(self, idx, targets):

@@ -47,7 +47,7 @@ from graph.checkpoint import load_checkpoint, save_checkpoint
 from graph.optimizers import Adagrad, clip
 from graph.figures import loss_curves
 from graph.reference_nets import CharModels, reference_parameters
-from graph.text_data import CHAR_RNN_MODULES, draw_character, encode, read_text
+from graph.text_data import CHAR_RNN_MODULES, encode, read_text
 
 #: Written into checkpoints: --resume takes only a checkpoint of this script.
 SCRIPT = "train_char_rnn"
@@ -70,27 +70,6 @@ class TrainingState:
     c: np.ndarray | None = None  # LSTM cell state
     smooth_loss: float = 0.0
     smooth_losses: list[float] = field(default_factory=list)
-
-
-def sample(models: CharModels, h: np.ndarray, c: np.ndarray | None, seed_ix: int, length: int) -> list[int]:
-    """``length`` character indices drawn one by one from the model, starting after ``seed_ix``.
-
-    As the reference's ``sample``: ``np.random.choice`` on the softmax of the
-    scores, so it draws from numpy's global generator; the training numbers
-    do not depend on it.
-    """
-    model = models.get(1, with_loss=False)
-    ixes, ix = [], seed_ix
-    for _ in range(length):
-        feeds = {"x": np.array([[ix]], dtype=np.float64), "h0": h}
-        if c is not None:
-            feeds["c0"] = c
-        scores = model.graph.forward(feeds)[0]
-        h = model.graph.value(model.h_last)
-        c = model.graph.value(model.c_last) if c is not None else None
-        ix = draw_character(scores, np.random)
-        ixes.append(ix)
-    return ixes
 
 
 def train(
@@ -123,7 +102,7 @@ def train(
         p = state.p
         inputs, targets = data[p : p + T], data[p + 1 : p + T + 1]
         if args.sample_every and n % args.sample_every == 0:
-            ixes = sample(models, state.h, state.c, int(inputs[0]), args.sample_length)
+            ixes = models.sample(state.h, state.c, int(inputs[0]), args.sample_length)
             print("----\n %s \n----" % "".join(chars[ix] for ix in ixes))
         model = models.get(len(inputs))
         feeds = {"x": inputs.reshape(1, -1), "targets": targets, "h0": state.h}
@@ -284,12 +263,10 @@ def main(argv: list[str] | None = None) -> list[float]:
     checkpoint = (lambda state: write_checkpoint(args, models, optimizer, state)) if args.checkpoint else None
     state = train(args, text, models, state, optimizer, checkpoint)
     uniform = -math.log(1.0 / V) * T
-    print(
-        f"after {state.n} iterations: smooth loss {state.smooth_loss:.3f}, "
-        f"uniform guess -log(1/{V}) * {T} = {uniform:.3f}"
-    )
+    print(f"after {state.n} iterations: smooth loss {state.smooth_loss:.3f}, "
+          f"uniform guess -log(1/{V}) * {T} = {uniform:.3f}")
     if args.sample_every:  # a last sample from the trained model, after the training numbers
-        ixes = sample(models, state.h, state.c, chars.index(text[state.p]), args.sample_length)
+        ixes = models.sample(state.h, state.c, chars.index(text[state.p]), args.sample_length)
         print("----\n %s \n----" % "".join(chars[ix] for ix in ixes))
     if args.save:
         model.graph.save_params(args.save)

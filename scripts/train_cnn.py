@@ -140,11 +140,9 @@ def train_and_test(args: argparse.Namespace) -> float:
         options.fail(f"{'--resume ' + args.resume if args.resume else '--load ' + str(args.load)}: {error}")
 
     extras = ", batch norm" * args.batch_norm + f", dropout {args.dropout:g}" * (args.dropout > 0)
-    print(
-        f"{args.mode}: {len(solver.y_train)} train, {len(solver.y_val)} validation, {len(splits['test'][1])} test; "
-        f"conv {args.filters[0]}-{args.filters[1]}{extras}, {optimizer}, cosine schedule, "
-        f"batch size {args.batch_size}, {args.dtype}"
-    )
+    print(f"{args.mode}: {len(solver.y_train)} train, {len(solver.y_val)} validation, {len(splits['test'][1])} test; "
+          f"conv {args.filters[0]}-{args.filters[1]}{extras}, {optimizer}, cosine schedule, "
+          f"batch size {args.batch_size}, {args.dtype}")
     if args.resume:
         where = (f"epoch {solver.epoch + 1}, {solver.batch} of {solver.iterations_per_epoch} batches done"
                  if solver.epoch < args.epochs else "training was done")
@@ -152,11 +150,9 @@ def train_and_test(args: argparse.Namespace) -> float:
     solver.train()
 
     if solver.epoch_loss_history:
-        print(
-            f"after {args.epochs} epochs: training loss {solver.epoch_loss_history[-1]:.4f}, "
-            f"validation accuracy {solver.val_acc_history[-1]:.4f}, {np.mean(solver.epoch_seconds):.1f} s per "
-            f"epoch ({np.mean(solver.epoch_cpu_seconds):.1f} s of CPU)"
-        )
+        print(f"after {args.epochs} epochs: training loss {solver.epoch_loss_history[-1]:.4f}, "
+              f"validation accuracy {solver.val_acc_history[-1]:.4f}, {np.mean(solver.epoch_seconds):.1f} s per "
+              f"epoch ({np.mean(solver.epoch_cpu_seconds):.1f} s of CPU)")
     if args.save:
         g.save_params(args.save)
         print(f"parameters saved to {args.save}")
