@@ -30,13 +30,13 @@ A row is a function ``bench_name(quick) -> list[Row]`` in BENCHMARKS.
 
     python scripts/bench.py                 # the full run (a few minutes)
     python scripts/bench.py --quick         # a smoke run
-    python scripts/bench.py --only conv rnn # some of the rows
+    python scripts/bench.py --only conv gpt # some of the rows
     python scripts/bench.py --train-torch shakespeare.txt --eval-batches 200
 
---train-torch FILE times nothing: it trains nanoGPT's torch model on FILE as
-train_char_gpt.py trains its own (the same schedule and windows, 2000
-iterations, 1 thread) and prints its validation loss every 250 iterations,
-the yardstick for train_char_gpt.py's.
+--train-torch FILE times nothing: it trains nanoGPT's model in PyTorch on
+FILE as train_char_gpt.py trains its own (AdamW, warmup and cosine decay,
+clipping, the same windows; 2000 iterations, 1 thread) and prints its
+validation loss every 250 iterations: the yardstick for train_char_gpt.py's.
 """
 
 from __future__ import annotations
@@ -738,7 +738,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a smoke run: every row runs, bounds not checked")
     parser.add_argument("--only", nargs="+", choices=names, metavar="NAME", help=f"run these: {', '.join(names)}")
     parser.add_argument("--train-torch", metavar="FILE", help="instead: train nanoGPT's torch model on FILE")
-    parser.add_argument("--eval-batches", type=options.positive_int, default=20, help="with --train-torch (20)")
+    parser.add_argument("--eval-batches", type=options.positive_int, default=20, metavar="N",
+                        help="with --train-torch: batches of validation windows (default 20)")
     args = parser.parse_args(argv)
     options.check_input_file(parser, "--train-torch", args.train_torch)
     if args.train_torch:

@@ -20,7 +20,10 @@ import os
 from graph import ComputationalGraph
 from graph.animation import animate
 from graph.checking import gradcheck
-from graph.circuits import CIRCUITS
+# The circuits by name too: docs/tutorial.ipynb and readers import them from here.
+from graph.circuits import (  # noqa: F401
+    CIRCUITS, add_multiply, branches, patterns, sigmoid_neuron, sigmoid_neuron_gates, vectorized,
+)
 from graph import cli as options
 
 FORMATS = ("png", "svg", "dot")

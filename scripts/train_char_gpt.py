@@ -32,8 +32,8 @@ import numpy as np
 from graph import CheckpointError, ComputationalGraph, GraphError
 from graph import cli as options
 from graph.checkpoint import load_checkpoint, save_checkpoint
-from graph.layers import gpt
 from graph.figures import attention_map, loss_curves
+from graph.layers import gpt
 from graph.optimizers import AdamW, WarmupCosine, clip_by_global_norm
 from graph.text_data import CHAR_GPT_MODULES, draw_character, encode, random_windows, read_text
 

@@ -44,8 +44,8 @@ import numpy as np
 from graph import CheckpointError
 from graph import cli as options
 from graph.checkpoint import load_checkpoint, save_checkpoint
-from graph.optimizers import Adagrad, clip
 from graph.figures import loss_curves
+from graph.optimizers import Adagrad, clip
 from graph.reference_nets import CharModels, reference_parameters
 from graph.text_data import CHAR_RNN_MODULES, encode, read_text
 
@@ -130,10 +130,9 @@ def train(
 
 def settings_of(args: argparse.Namespace) -> dict:
     """The options that change the training numbers: a checkpoint resumes only with the same ones, and the same text."""
-    return {
-        "cell": args.cell, "hidden": args.hidden, "seq_length": args.seq_length, "lr": args.lr, "clip": args.clip,
-        "seed": args.seed, "text_sha256": hashlib.sha256(args.text_content.encode("utf-8")).hexdigest(),
-    }
+    keys = ("cell", "hidden", "seq_length", "lr", "clip", "seed")
+    text_sha256 = hashlib.sha256(args.text_content.encode()).hexdigest()
+    return {**{key: getattr(args, key) for key in keys}, "text_sha256": text_sha256}
 
 
 def loop_arrays(args: argparse.Namespace, state: TrainingState | None = None) -> dict[str, np.ndarray]:
@@ -154,11 +153,9 @@ def loop_arrays(args: argparse.Namespace, state: TrainingState | None = None) ->
 
 def write_checkpoint(args: argparse.Namespace, models: CharModels, optimizer: Adagrad, state: TrainingState) -> None:
     """``args.checkpoint`` atomically: parameters, Adagrad, the global generator, n, p, h (c) and the smooth losses."""
-    save_checkpoint(
-        args.checkpoint, params={**models.params, **loop_arrays(args, state)}, optimizer=optimizer,
-        rngs={"global": np.random}, progress={"iteration": state.n, "position": state.p},
-        histories={"smooth loss": state.smooth_losses}, script=SCRIPT, settings=settings_of(args),
-    )
+    save_checkpoint(args.checkpoint, params={**models.params, **loop_arrays(args, state)}, optimizer=optimizer,
+                    rngs={"global": np.random}, progress={"iteration": state.n, "position": state.p},
+                    histories={"smooth loss": state.smooth_losses}, script=SCRIPT, settings=settings_of(args))
 
 
 def resume(args: argparse.Namespace, models: CharModels, optimizer: Adagrad) -> TrainingState:
@@ -168,10 +165,8 @@ def resume(args: argparse.Namespace, models: CharModels, optimizer: Adagrad) -> 
     script, or of another model, settings or text.
     """
     restored = {**models.params, **loop_arrays(args)}  # the parameters' own arrays: restored in place
-    done = load_checkpoint(
-        args.resume, script=SCRIPT, params=restored, optimizer=optimizer,
-        rngs={"global": np.random}, settings=settings_of(args),
-    )
+    done = load_checkpoint(args.resume, script=SCRIPT, params=restored, optimizer=optimizer,
+                           rngs={"global": np.random}, settings=settings_of(args))
     n, p = done.progress.get("iteration"), done.progress.get("position")
     smooth_losses = done.histories.get("smooth loss")
     # p is where the next chunk would start: it stays inside the text (the loop wraps before reading past it).
@@ -181,10 +176,8 @@ def resume(args: argparse.Namespace, models: CharModels, optimizer: Adagrad) -> 
             f"checkpoint {args.resume!r} is damaged: its iteration {n}, position {p} and "
             f"{'no' if smooth_losses is None else len(smooth_losses)} smooth losses do not fit together"
         )
-    return TrainingState(
-        n=n, p=p, h=restored["loop.h"], c=restored.get("loop.c"),
-        smooth_loss=smooth_losses[-1], smooth_losses=list(smooth_losses),
-    )
+    return TrainingState(n=n, p=p, h=restored["loop.h"], c=restored.get("loop.c"), smooth_loss=smooth_losses[-1],
+                         smooth_losses=list(smooth_losses))
 
 
 # ------------------------------------------------------------------ options

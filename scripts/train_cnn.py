@@ -29,7 +29,7 @@ import numpy as np
 from graph import ComputationalGraph, GraphError, Solver
 from graph import cli as options
 from graph.datasets import DataError, digits_images, load_mnist, solver_data
-from graph.optimizers import Adam
+from graph.optimizers import Adam, WarmupCosine
 from graph.reference_nets import build_cnn
 
 DEFAULTS = {
@@ -39,11 +39,6 @@ DEFAULTS = {
 EVAL_BATCH = 250  # images per forward pass when evaluating: bounds the im2col copies (MNIST: 57 MB)
 CHECKPOINT_EVERY = 500  # steps between checkpoints within an epoch (MNIST: about 9 s; an epoch is 1719 steps)
 SCRIPT = "train_cnn"  # written into checkpoints: --resume takes only a checkpoint of this script
-
-
-def scheduled_lr(lr: float, step: int, total_steps: int) -> float:
-    """The cosine schedule: ``lr`` at step 0, decaying to 0 at ``total_steps``."""
-    return 0.5 * lr * (1.0 + math.cos(math.pi * step / total_steps))
 
 
 def settings_of(args: argparse.Namespace) -> dict:
@@ -132,7 +127,7 @@ def train_and_test(args: argparse.Namespace) -> float:
         solver = Solver(
             g, solver_data(splits), optimizer, scores=scores, batch_size=args.batch_size, epochs=args.epochs,
             seed=rng, eval_batch_size=EVAL_BATCH, keep_best=False,  # test the last parameters, as documented
-            lr_schedule=(lambda step: scheduled_lr(args.lr, step, total_steps)) if total_steps else None,
+            lr_schedule=WarmupCosine(args.lr, warmup=0, decay=total_steps) if total_steps else None,  # lr to 0
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every if args.checkpoint else None,
             resume=args.resume, name=SCRIPT, settings=settings_of(args),
         )

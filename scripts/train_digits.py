@@ -63,6 +63,12 @@ def build_classifier(sizes: list[int], rng: np.random.Generator, dtype=np.float6
     return g, scores
 
 
+def evaluate(g: ComputationalGraph, scores: Node, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """(mean loss, accuracy) of the network on X: (N, D), y: (N,), in one forward pass (docs/tutorial.ipynb uses it)."""
+    loss = float(g.forward({"x": X, "y": y}))
+    return loss, float(np.mean(np.argmax(g.value(scores), axis=1) == y))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options, every one checked before any work (argparse errors, exit code 2)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

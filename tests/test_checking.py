@@ -25,7 +25,7 @@ from graph.checking import (
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-from graph import circuits as lecture_circuits  # noqa: E402  (the circuits scripts/lecture_circuits.py runs)
+import lecture_circuits  # noqa: E402
 from train_two_layer import build_two_layer_net  # noqa: E402
 
 

@@ -2,15 +2,20 @@
 
 import os
 import re
+import sys
 
 import numpy as np
 import pytest
 
 import gates
 from graph import ComputationalGraph
-from graph import circuits as lecture_circuits
 from graph.drawing import MAX_PICTURE_NODES, DrawingError
 from graph.formatting import format_value
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+
+import lecture_circuits  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

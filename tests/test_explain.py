@@ -13,7 +13,7 @@ from graph import BackwardError, ComputationalGraph
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-from graph import circuits as lecture_circuits  # noqa: E402  (the circuits scripts/lecture_circuits.py runs)
+import lecture_circuits  # noqa: E402
 
 
 def explained(build):
