@@ -21,7 +21,8 @@ for ``--checkpoint PATH``, ``--resume PATH`` (and ``--checkpoint-every K``);
 ``check_not_the_checkpoint(parser, args, "--save", "--plot")`` keeps outputs
 off the checkpoint file.
 
-After parsing, ``fail(message)`` ends the script on input argparse cannot
+After parsing, ``load_params(g, args.load)`` loads ``--load`` or fails, and
+``fail(message)`` ends the script on input argparse cannot
 judge (a data file or checkpoint that is not what it should be): one line
 ``prog: error: ...`` on stderr and exit code 2, as an argparse error.
 """
@@ -35,7 +36,9 @@ import math
 import os
 import secrets
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
+
+from graph.errors import GraphError
 
 #: np.random.seed and default_rng both take seeds 0 .. 2**32 - 1 (default_rng takes more, seed() does not).
 MAX_SEED = 2**32 - 1
@@ -237,3 +240,28 @@ def fail(message: str) -> NoReturn:
     """
     sys.stderr.write(f"{os.path.basename(sys.argv[0])}: error: {message}\n")
     raise SystemExit(2)
+
+
+def load_params(graph: Any, path: str | None) -> None:
+    """``graph.load_params(path)`` for ``--load PATH`` (nothing if None); a file of another model ends the script.
+
+    Parameters
+    ----------
+    graph : ComputationalGraph
+        The graph whose parameters (and gate state) the file replaces, in place.
+    path : str or None
+        The ``--load`` option's value.
+
+    Raises
+    ------
+    SystemExit
+        Through :func:`fail` (code 2, ``argument --load PATH: why`` on stderr)
+        if the file is damaged or holds another model's parameters; nothing
+        is changed then.
+    """
+    if path is None:
+        return
+    try:
+        graph.load_params(path)
+    except GraphError as error:  # another model's file, or not a parameter file: one line, no traceback
+        fail(f"argument --load {path}: {error}")

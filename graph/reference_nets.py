@@ -1,25 +1,26 @@
-"""The networks of :mod:`graph.reference_loops`, built from gates: the lecture's two-layer net and the char-RNN.
+"""The networks the scripts train and ``scripts/bench.py`` times, built from gates.
 
-The scripts train them (``train_two_layer.py``, ``train_char_rnn.py``), the
-tests check their numbers against the hand-written loops, and
-``scripts/bench.py`` times them against those loops.
+The lecture's two-layer net and the char-RNN are those of
+:mod:`graph.reference_loops`: the scripts train them (``train_two_layer.py``,
+``train_char_rnn.py``), the tests check their numbers against the
+hand-written loops, and bench.py times them against those loops.  The LeNet
+of ``train_cnn.py`` is timed against PyTorch's.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from dataclasses import dataclass
 
 import numpy as np
 
-from gates import AddGate, ConcatenateGate, MatMulGate, SigmoidGate, SoftmaxCrossEntropySumGate, SquaredErrorGate
+from gates import (
+    AddGate, ConcatenateGate, MatMulGate, ReLUGate, SigmoidGate, SoftmaxCrossEntropyGate, SoftmaxCrossEntropySumGate,
+    SquaredErrorGate,
+)
 from graph.computational_graph import ComputationalGraph
-from graph.layers import lstm, rnn
+from graph.layers import batch_norm, conv2d, dense, dropout, flatten, lstm, max_pool2d, rnn
 from graph.node import Node
-
-#: Standard-library modules whose source is the char-RNN's default training text.
-DEFAULT_MODULES = ("textwrap", "heapq", "difflib")
+from graph.text_data import draw_character
 
 
 def build_two_layer_net(w1: np.ndarray, w2: np.ndarray, dtype=np.float64) -> ComputationalGraph:
@@ -52,25 +53,49 @@ def build_two_layer_net(w1: np.ndarray, w2: np.ndarray, dtype=np.float64) -> Com
     return g
 
 
-def default_text() -> str:
-    """The source of :data:`DEFAULT_MODULES`, concatenated: a text every Python installation has.
+def build_cnn(g: ComputationalGraph, image_shape: tuple[int, int, int], filters: list[int], rng: np.random.Generator,
+              use_batch_norm: bool = False, dropout_p: float = 0.0) -> Node:
+    """Add conv-[bn]-ReLU-pool twice, [dropout], dense -> 10 and the loss to ``g``: train_cnn.py's LeNet.
 
-    Raises
-    ------
-    FileNotFoundError
-        If this Python ships without the modules' source (compiled files only).
+    Each convolution is 3x3 with padding 1 (``conv{l}.W``, ``conv{l}.b``),
+    followed by batch norm (``bn{l}``) if ``use_batch_norm``, ReLU and a 2x2
+    max pool; then dropout with probability ``dropout_p`` if > 0, a dense
+    layer ``fc`` to 10 scores and softmax cross-entropy.
+
+    Parameters
+    ----------
+    g : ComputationalGraph
+        The graph to add to; it gets the inputs x (N, C, H, W) images and
+        y (N,) labels, both data (no gradient).
+    image_shape : tuple of int
+        (C, H, W), H and W divisible by 4.
+    filters : list of int
+        (F1, F2): the two convolutions' filters.
+    rng : numpy.random.Generator
+        Draws the initial weights (and dropout's masks).
+
+    Returns
+    -------
+    Node
+        The scores, (N, 10).
     """
-    parts = []
-    for module in DEFAULT_MODULES:
-        spec = importlib.util.find_spec(module)
-        origin = getattr(spec, "origin", None)
-        if not origin or not origin.endswith(".py") or not os.path.isfile(origin):
-            raise FileNotFoundError(
-                f"the source of the standard library module {module!r} is not installed here; pass --text FILE"
-            )
-        with open(origin, encoding="utf-8") as file:
-            parts.append(file.read())
-    return "".join(parts)
+    C, H, W = image_shape
+    x = g.add_input("x", requires_grad=False)
+    y = g.add_input("y", requires_grad=False)
+    out, channels = x, C
+    for layer, F in enumerate(filters, start=1):
+        out = conv2d(g, out, channels, F, 3, f"conv{layer}", rng, padding=1)
+        if use_batch_norm:
+            out = batch_norm(g, out, F, f"bn{layer}")
+        out = g.add_gate(ReLUGate(), out, name=f"relu{layer}")
+        out = max_pool2d(g, out, 2, name=f"pool{layer}")
+        channels, H, W = F, H // 2, W // 2
+    out = flatten(g, out, name="flatten")
+    if dropout_p > 0.0:
+        out = dropout(g, out, dropout_p, rng, name="dropout")
+    scores = dense(g, out, channels * H * W, 10, "fc", rng)
+    g.add_gate(SoftmaxCrossEntropyGate(), scores, y, name="loss")
+    return scores
 
 
 @dataclass
@@ -183,3 +208,39 @@ class CharModels:
                 model.graph.params[name] = self.params[name]  # the same arrays: updates show everywhere
             self._models[key] = model
         return self._models[key]
+
+    def sample(self, h: np.ndarray, c: np.ndarray | None, seed_ix: int, length: int) -> list[int]:
+        """``length`` character indices drawn one by one from the model, starting after ``seed_ix``.
+
+        As min-char-rnn's ``sample``: ``np.random.choice`` on the softmax of
+        the scores (:func:`graph.text_data.draw_character`), so it draws from
+        numpy's global generator; the parameters do not change.
+
+        Parameters
+        ----------
+        h : numpy.ndarray
+            (1, H) the hidden state to start from.
+        c : numpy.ndarray or None
+            (1, H) the LSTM's cell state; None for the RNN.
+        seed_ix : int
+            The character fed first.
+        length : int
+            Characters to draw.
+
+        Returns
+        -------
+        list of int
+            The drawn indices, each fed back in as the next input.
+        """
+        model = self.get(1, with_loss=False)
+        ixes, ix = [], seed_ix
+        for _ in range(length):
+            feeds = {"x": np.array([[ix]], dtype=np.float64), "h0": h}
+            if c is not None:
+                feeds["c0"] = c
+            scores = model.graph.forward(feeds)[0]
+            h = model.graph.value(model.h_last)
+            c = model.graph.value(model.c_last) if c is not None else None
+            ix = draw_character(scores, np.random)
+            ixes.append(ix)
+        return ixes

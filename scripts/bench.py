@@ -16,6 +16,9 @@ alternating), and reports the median ratio with its min and max.
   loop, with losses agreeing within what rounding allows (bound 2);
 - convolution (bound 2.5) and 2x2 max pooling (bound 1.5) forward+backward /
   PyTorch's, and a LeNet training step / PyTorch's (no bound);
+- character GPT: one training iteration of train_char_gpt.py's default model
+  (float32) / nanoGPT's model.py in PyTorch on the same threads (bound 2),
+  and composed / fused attention (no bound);
 - memory: peak bytes newly allocated during relu + sum (bound 3 x the input)
   and during a convolution (no bound).
 
@@ -27,7 +30,13 @@ A row is a function ``bench_name(quick) -> list[Row]`` in BENCHMARKS.
 
     python scripts/bench.py                 # the full run (a few minutes)
     python scripts/bench.py --quick         # a smoke run
-    python scripts/bench.py --only conv rnn # some of the rows
+    python scripts/bench.py --only conv gpt # some of the rows
+    python scripts/bench.py --train-torch shakespeare.txt --eval-batches 200
+
+--train-torch FILE times nothing: it trains nanoGPT's model in PyTorch on
+FILE as train_char_gpt.py trains its own (AdamW, warmup and cosine decay,
+clipping, the same windows; 2000 iterations, 1 thread) and prints its
+validation loss every 250 iterations: the yardstick for train_char_gpt.py's.
 """
 
 from __future__ import annotations
@@ -49,12 +58,15 @@ import numpy as np
 
 import gates
 from graph import ComputationalGraph, GraphError
-from graph.layers import batch_norm, conv2d, dense, flatten, max_pool2d
-from graph.optimizers import Adagrad, Adam, clip
+from graph import cli as options
+from graph.circuits import NEURON_FEEDS, sigmoid_neuron_gates
+from graph.layers import gpt
+from graph.optimizers import Adagrad, Adam, AdamW, WarmupCosine, clip, clip_by_global_norm
 from graph.reference_loops import (
     LOSS_TOLERANCE, SMOOTH_LOSS_TOLERANCES, MinCharRNN, reference_chunks, smooth_losses, two_layer_numpy,
 )
-from graph.reference_nets import CharModels, build_two_layer_net, default_text, reference_parameters
+from graph.reference_nets import CharModels, build_cnn, build_two_layer_net, reference_parameters
+from graph.text_data import encode, random_windows, read_text
 
 
 @dataclass
@@ -136,8 +148,11 @@ def relative_difference(ours: list[float], theirs: list[float]) -> float:
 
 
 @contextmanager
-def one_thread():
-    """numpy's BLAS (threadpoolctl) and torch's intra-op pool on one thread."""
+def threads(one: bool = True):
+    """With ``one``: numpy's BLAS (threadpoolctl) and torch's intra-op pool on one thread; else as they are."""
+    if not one:
+        yield
+        return
     from threadpoolctl import threadpool_limits
 
     torch = contender("torch")
@@ -150,15 +165,6 @@ def one_thread():
         finally:
             if torch:
                 torch.set_num_threads(before)
-
-
-@contextmanager
-def threads(one: bool):
-    if one:
-        with one_thread():
-            yield
-    else:
-        yield
 
 
 # --------------------------------------------------------------- two-layer net
@@ -247,9 +253,6 @@ def micrograd_value_class():
     return Value
 
 
-NEURON_FEEDS = {"w0": 2.0, "x0": -1.0, "w1": -3.0, "x1": -2.0, "w2": -3.0}
-
-
 def neuron_micrograd(Value):
     """One pass as micrograd must do it: build the expression, then backward."""
     w0, x0, w1, x1, w2 = (Value(NEURON_FEEDS[name]) for name in ("w0", "x0", "w1", "x1", "w2"))
@@ -258,21 +261,10 @@ def neuron_micrograd(Value):
     return f.data, w0.grad
 
 
-def neuron_graph() -> ComputationalGraph:
-    """The lecture's neuron from Multiply/Add/Negate/Exp/Add/Reciprocal gates."""
-    g = ComputationalGraph()
-    w0, x0, w1, x1, w2 = (g.add_input(name) for name in ("w0", "x0", "w1", "x1", "w2"))
-    w0x0, w1x1 = g.add_gate(gates.MultiplyGate(), w0, x0), g.add_gate(gates.MultiplyGate(), w1, x1)
-    s = g.add_gate(gates.AddGate(), g.add_gate(gates.AddGate(), w0x0, w1x1), w2)
-    e = g.add_gate(gates.ExpGate(), g.add_gate(gates.NegateGate(), s))
-    g.add_gate(gates.ReciprocalGate(), g.add_gate(gates.AddGate(), e, 1.0))
-    return g
-
-
 def fresh_neuron_graph_pass():
     """Build the neuron's graph and run its first forward and backward (sort and schedule included)."""
-    g = neuron_graph()
-    g.forward(NEURON_FEEDS)
+    g, feeds = sigmoid_neuron_gates()
+    g.forward(feeds)
     return g.backward()["w0"]
 
 
@@ -282,7 +274,7 @@ def bench_scalar_circuit(quick: bool) -> list[Row]:
     if contender("micrograd") is None:
         return [not_installed(figures[0], "micrograd", 0.5), not_installed(figures[1], "micrograd", 8.0)]
     Value = micrograd_value_class()
-    g = neuron_graph()
+    g, _ = sigmoid_neuron_gates()
 
     def graph_pass():
         g.forward(NEURON_FEEDS)
@@ -366,11 +358,9 @@ def bench_chains(quick: bool) -> list[Row]:
 def bench_char_rnn(quick: bool) -> list[Row]:
     """Hidden size 100, 25 characters, Adagrad, clipping: graph / min-char-rnn per training iteration."""
     rounds, iterations, H, T = (2, 20, 100, 25) if quick else (7, 300, 100, 25)
-    text = default_text()[:30_000]
-    chars = sorted(set(text))
+    chars, data = encode(read_text(None)[:30_000])
     V = len(chars)
-    char_to_ix = {ch: i for i, ch in enumerate(chars)}
-    chunks = list(reference_chunks([char_to_ix[ch] for ch in text], T, iterations))
+    chunks = list(reference_chunks(data.tolist(), T, iterations))
     # The reference takes lists of indices, the graph float arrays (what it reads): both made before timing.
     graph_chunks = [(np.array([inputs], dtype=np.float64), np.array(targets, dtype=np.float64), reset)
                     for inputs, targets, reset in chunks]
@@ -420,6 +410,28 @@ def bench_char_rnn(quick: bool) -> list[Row]:
 # ---------------------------------------------------------------- convolutional nets
 
 
+def layer_row(figure: str, bound: float, gate, torch_layer, x, upstream, params: dict, rounds: int, reps: int) -> Row:
+    """A gate's forward+backward on ``x`` (with ``params``) / ``torch_layer(x, *params)``'s, each sent ``upstream``."""
+    import torch
+
+    g = ComputationalGraph(dtype=x.dtype)
+    g.add_gate(gate, g.add_input("x"), *(g.add_param(name, value) for name, value in params.items()))
+    tensors, tu = [torch.tensor(a, requires_grad=True) for a in (x, *params.values())], torch.tensor(upstream)
+
+    def ours():
+        g.forward({"x": x})
+        g.backward(upstream)
+
+    def theirs():
+        for tensor in tensors:
+            tensor.grad = None
+        torch_layer(*tensors).backward(tu)
+
+    ratios, mine, peer = interleaved(ours, theirs, rounds, reps)
+    return Row(figure, statistics.median(ratios), bound,
+               detail=f"{mine * 1e3:.2f} vs {peer * 1e3:.2f} ms; {spread(ratios)} x {reps}")
+
+
 def bench_conv(quick: bool) -> list[Row]:
     """Convolution 3x3, padding 1, forward+backward, graph / torch: 3 shapes x 2 dtypes x 1 or default threads."""
     rounds, reps = (2, 2) if quick else (7, 10)
@@ -436,25 +448,11 @@ def bench_conv(quick: bool) -> list[Row]:
                 rng = np.random.default_rng(0)
                 x = rng.standard_normal(x_shape).astype(dtype)
                 w = (rng.standard_normal((filters, x_shape[1], 3, 3)) * 0.1).astype(dtype)
-                b = np.zeros(filters, dtype=dtype)
                 upstream = rng.standard_normal((x_shape[0], filters, *x_shape[2:])).astype(dtype)
-                g = ComputationalGraph(dtype=dtype)
-                g.add_gate(gates.Conv2DGate(padding=1), g.add_input("x"), g.add_param("w", w), g.add_param("b", b))
-                tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
-                tu = torch.tensor(upstream)
-
-                def ours():
-                    g.forward({"x": x})
-                    g.backward(upstream)
-
-                def theirs():
-                    tx.grad = tw.grad = tb.grad = None
-                    torch.nn.functional.conv2d(tx, tw, tb, padding=1).backward(tu)
-
                 with threads(one):
-                    ratios, mine, peer = interleaved(ours, theirs, rounds, reps)
-                rows.append(Row(figure, statistics.median(ratios), 2.5,
-                                detail=f"{mine * 1e3:.2f} vs {peer * 1e3:.2f} ms; {spread(ratios)} x {reps}"))
+                    rows.append(layer_row(figure, 2.5, gates.Conv2DGate(padding=1),
+                                          lambda x, w, b: torch.nn.functional.conv2d(x, w, b, padding=1), x, upstream,
+                                          {"w": w, "b": np.zeros(filters, dtype=dtype)}, rounds, reps))
     return rows
 
 
@@ -471,21 +469,8 @@ def bench_max_pool(quick: bool) -> list[Row]:
         rng = np.random.default_rng(1)
         x = rng.standard_normal((64, 16, 28, 28)).astype(dtype)
         upstream = rng.standard_normal((64, 16, 14, 14)).astype(dtype)
-        g = ComputationalGraph(dtype=dtype)
-        g.add_gate(gates.MaxPool2DGate(2), g.add_input("x"))
-        tx, tu = torch.tensor(x, requires_grad=True), torch.tensor(upstream)
-
-        def ours():
-            g.forward({"x": x})
-            g.backward(upstream)
-
-        def theirs():
-            tx.grad = None
-            torch.nn.functional.max_pool2d(tx, 2).backward(tu)
-
-        ratios, mine, peer = interleaved(ours, theirs, rounds, reps)
-        rows.append(Row(figure, statistics.median(ratios), 1.5,
-                        detail=f"{mine * 1e3:.2f} vs {peer * 1e3:.2f} ms; {spread(ratios)} x {reps}"))
+        rows.append(layer_row(figure, 1.5, gates.MaxPool2DGate(2), lambda x: torch.nn.functional.max_pool2d(x, 2),
+                              x, upstream, {}, rounds, reps))
     return rows
 
 
@@ -500,12 +485,7 @@ def bench_lenet_step(quick: bool, filters=(16, 32)) -> list[Row]:
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((64, 1, 28, 28)), rng.integers(0, 10, 64)
     g = ComputationalGraph()
-    out, channels = g.add_input("x", requires_grad=False), 1
-    for layer, F in enumerate(filters, start=1):  # conv - batch norm - relu - pool, twice; dense; softmax loss
-        out = batch_norm(g, conv2d(g, out, channels, F, 3, f"conv{layer}", rng, padding=1), F, f"bn{layer}")
-        out, channels = max_pool2d(g, g.add_gate(gates.ReLUGate(), out), 2), F
-    scores = dense(g, flatten(g, out), channels * 49, 10, "fc", rng)
-    g.add_gate(gates.SoftmaxCrossEntropyGate(), scores, g.add_input("y", requires_grad=False))
+    build_cnn(g, (1, 28, 28), filters, rng, use_batch_norm=True)
     optimizer = Adam(g.params, lr=1e-3)
     nn = torch.nn
     net = nn.Sequential(
@@ -525,29 +505,188 @@ def bench_lenet_step(quick: bool, filters=(16, 32)) -> list[Row]:
         nn.functional.cross_entropy(net(tX), ty).backward()
         torch_optimizer.step()
 
-    with one_thread():
+    with threads(one=True):
         ratios, mine, peer = interleaved(ours, theirs, rounds, reps)
     return [Row(figure, statistics.median(ratios),
                 detail=f"{mine * 1e3:.1f} vs {peer * 1e3:.1f} ms per step; {spread(ratios)} x {reps}")]
+
+
+# ------------------------------------------------------------------ character GPT
+
+#: nanoGPT's CPU configuration, as train_char_gpt.py's defaults.
+GPT, GPT_BATCH = {"layers": 4, "heads": 4, "width": 128, "context": 64}, 12
+
+
+def torch_gpt(vocabulary: int, layers: int, heads: int, width: int, context: int, seed: int):
+    """nanoGPT's GPT (model.py) with bias=True and dropout 0, built and initialized as it does."""
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.ln_2 = nn.LayerNorm(width), nn.LayerNorm(width)
+            self.c_attn, self.attn_proj = nn.Linear(width, 3 * width), nn.Linear(width, width)
+            self.c_fc, self.c_proj = nn.Linear(width, 4 * width), nn.Linear(4 * width, width)
+
+        def forward(self, x):
+            B, T, C = x.shape  # nanoGPT's CausalSelfAttention, then its MLP
+            q, k, v = (a.view(B, T, heads, C // heads).transpose(1, 2)
+                       for a in self.c_attn(self.ln_1(x)).split(width, dim=2))
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            x = x + self.attn_proj(y.transpose(1, 2).contiguous().view(B, T, C))
+            return x + self.c_proj(F.gelu(self.c_fc(self.ln_2(x))))
+
+    class GPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte, self.wpe = nn.Embedding(vocabulary, width), nn.Embedding(context, width)
+            self.h = nn.ModuleList(Block() for _ in range(layers))
+            self.ln_f, self.lm_head = nn.LayerNorm(width), nn.Linear(width, vocabulary, bias=False)
+            self.lm_head.weight = self.wte.weight  # weight tying
+            for module in self.modules():
+                if isinstance(module, (nn.Linear, nn.Embedding)):
+                    nn.init.normal_(module.weight, mean=0.0, std=0.02)
+                if isinstance(module, nn.Linear) and module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            for name, parameter in self.named_parameters():
+                if name.endswith(("c_proj.weight", "attn_proj.weight")):  # the residual projections
+                    nn.init.normal_(parameter, mean=0.0, std=0.02 / math.sqrt(2 * layers))
+
+        def forward(self, idx, targets):
+            x = self.wte(idx) + self.wpe(torch.arange(idx.shape[1]))
+            for block in self.h:
+                x = block(x)
+            logits = self.lm_head(self.ln_f(x))
+            return F.cross_entropy(logits.view(-1, logits.size(-1)), targets.view(-1))
+
+    torch.manual_seed(seed)
+    return GPT()
+
+
+def torch_gpt_step(vocabulary: int, seed: int = 0):
+    """nanoGPT's training iteration ``step(x, y, lr) -> loss``: forward, backward, clip to norm 1, AdamW.
+
+    AdamW as nanoGPT's configure_optimizers sets it: betas (0.9, 0.99),
+    weight decay 0.1 on the 2-D parameters (weights, tables) only.
+    """
+    import torch
+
+    model = torch_gpt(vocabulary, seed=seed, **GPT)
+    parameters = list(model.parameters())
+    optimizer = torch.optim.AdamW([{"params": [p for p in parameters if p.dim() >= 2], "weight_decay": 0.1},
+                                   {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0}],
+                                  lr=1e-3, betas=(0.9, 0.99), foreach=False)
+
+    def step(x, y, lr=1e-3):
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss = model(torch.from_numpy(x), torch.from_numpy(y))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        return loss.item()
+
+    step.model = model
+    return step
+
+
+def graph_gpt_step(vocabulary: int, fused: bool, seed: int = 0):
+    """train_char_gpt.py's training iteration ``step(x, y) -> loss`` of the default model, float32, lr 1e-3."""
+    g = ComputationalGraph(dtype=np.float32)
+    tokens, targets = g.add_input("tokens", requires_grad=False), g.add_input("targets", requires_grad=False)
+    gpt(g, tokens, vocabulary, rng=np.random.default_rng(seed), targets=targets, fused=fused, **GPT)
+    optimizer = AdamW(g.params, lr=1e-3, beta2=0.99, weight_decay=0.1, no_decay=lambda name, value: np.ndim(value) < 2)
+
+    def step(x, y):
+        loss = g.forward({"tokens": x, "targets": y})
+        optimizer.step(clip_by_global_norm(g.backward(), 1.0))
+        return float(loss)
+
+    return step
+
+
+def bench_gpt(quick: bool) -> list[Row]:
+    """One training iteration of the default character GPT (float32), graph / nanoGPT's model in torch with the
+    same threads (bound 2, 1 thread and default threads), and composed / fused attention (1 thread, no bound)."""
+    rounds, iterations = (2, 2) if quick else (7, 10)
+    name = "GPT training iteration (4 layers, width 128, batch 12), float32"
+    figures = [(f"{name}, {'1 thread' if one else 'default threads'}: graph / torch", one) for one in (True, False)]
+    torch = contender("torch")
+    if torch is None or contender("threadpoolctl") is None:
+        missing = "torch" if torch is None else "threadpoolctl"
+        return [not_installed(figure, missing, 2.0) for figure, _ in figures] + [
+            not_installed(f"{name}, 1 thread: composed / fused attention", missing)]
+    rng, vocabulary = np.random.default_rng(1), 65
+    data = np.random.default_rng(0).integers(0, vocabulary, size=100_000)
+    windows = [random_windows(data, rng, GPT_BATCH, GPT["context"]) for _ in range(iterations)]
+    steps = {"torch": torch_gpt_step(vocabulary), "fused": graph_gpt_step(vocabulary, fused=True),
+             "composed": graph_gpt_step(vocabulary, fused=False)}
+    runs = {key: (lambda step: lambda: [step(x, y) for x, y in windows])(step) for key, step in steps.items()}
+    rows = []
+    for (figure, one), ours, theirs in [*((figure, "fused", "torch") for figure in figures),
+                                        ((f"{name}, 1 thread: composed / fused attention", True), "composed", "fused")]:
+        with threads(one):
+            ratios, mine, peer = interleaved(runs[ours], runs[theirs], rounds, 1)
+        rows.append(Row(figure, statistics.median(ratios), 2.0 if theirs == "torch" else None,
+                        detail=f"{mine / iterations * 1e3:.1f} vs {peer / iterations * 1e3:.1f} ms per iteration; "
+                               f"{spread(ratios)} x {iterations} iterations"))
+    return rows
+
+
+def train_torch_gpt(text: str, eval_batches: int, iterations: int = 2000, eval_every: int = 250, seed: int = 0):
+    """nanoGPT's model trained on ``text`` as train_char_gpt.py trains (its schedule, its windows), on 1 thread.
+
+    Prints ``iter N, loss: L, val loss: V (S s)`` every ``eval_every``
+    iterations and at the end, as train_char_gpt.py does; returns the last V.
+    """
+    import torch
+
+    torch.set_num_threads(1)
+    chars, data = encode(text)
+    train, val = data[: int(0.9 * len(data))], data[int(0.9 * len(data)):]
+    step = torch_gpt_step(len(chars), seed)
+    schedule = WarmupCosine(1e-3, warmup=min(100, iterations - 1), decay=iterations, min_lr=1e-4)
+    rng, val_rng = np.random.default_rng(seed), np.random.default_rng(seed + 1)
+    val_windows = [random_windows(val, val_rng, GPT_BATCH, GPT["context"]) for _ in range(eval_batches)]
+    losses, start = [], time.perf_counter()
+    for n in range(iterations + 1):
+        if n % eval_every == 0 or n == iterations:
+            with torch.no_grad():
+                val_loss = statistics.fmean(float(step.model(torch.from_numpy(x), torch.from_numpy(y)))
+                                            for x, y in val_windows)
+            print(f"iter {n}, loss: {statistics.fmean(losses) if losses else float('nan'):.4f}, val loss: "
+                  f"{val_loss:.4f} ({time.perf_counter() - start:.0f} s)", flush=True)
+            losses = []
+        if n < iterations:
+            losses.append(step(*random_windows(train, rng, GPT_BATCH, GPT["context"]), schedule(n)))
+    return val_loss
 
 
 # ----------------------------------------------------------------------- memory
 
 
 def peak_bytes(g: ComputationalGraph, feeds: dict, upstream=None, small_feeds=None, small_upstream=None) -> int:
-    """Peak bytes newly allocated during one forward+backward (compiled and emptied first)."""
+    """Peak bytes newly allocated during one forward+backward (compiled and emptied first), less those of the same
+    pass on the small feeds (which also drops the arrays of the pass before): the graph's own bookkeeping, a few
+    KB of Python objects, is not what the figure is about."""
+
+    def traced_peak(feeds, upstream):
+        gc.collect()
+        tracemalloc.start()
+        baseline = tracemalloc.get_traced_memory()[0]
+        g.forward(feeds)
+        g.backward(upstream)
+        peak = tracemalloc.get_traced_memory()[1] - baseline
+        tracemalloc.stop()
+        return peak
+
     g.forward(feeds)  # compile outside the measurement
     g.backward(upstream)
-    g.forward(small_feeds)  # drop the first pass's arrays
-    g.backward(small_upstream)
-    gc.collect()
-    tracemalloc.start()
-    baseline = tracemalloc.get_traced_memory()[0]
-    g.forward(feeds)
-    g.backward(upstream)
-    peak = tracemalloc.get_traced_memory()[1] - baseline
-    tracemalloc.stop()
-    return peak
+    overhead = traced_peak(small_feeds, small_upstream)
+    return 1024 * round((traced_peak(feeds, upstream) - overhead) / 1024)  # in whole KiB: arrays, not objects
 
 
 def bench_memory(quick: bool) -> list[Row]:
@@ -577,7 +716,7 @@ def bench_memory(quick: bool) -> list[Row]:
 # ------------------------------------------------------------------------- main
 
 BENCHMARKS = [bench_two_layer, bench_scalar_circuit, bench_chains, bench_char_rnn, bench_conv, bench_max_pool,
-              bench_lenet_step, bench_memory]
+              bench_lenet_step, bench_gpt, bench_memory]
 
 
 def print_table(rows: list[Row]) -> None:
@@ -598,7 +737,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run: every row runs, bounds not checked")
     parser.add_argument("--only", nargs="+", choices=names, metavar="NAME", help=f"run these: {', '.join(names)}")
+    parser.add_argument("--train-torch", metavar="FILE", help="instead: train nanoGPT's torch model on FILE")
+    parser.add_argument("--eval-batches", type=options.positive_int, default=20, metavar="N",
+                        help="with --train-torch: batches of validation windows (default 20)")
     args = parser.parse_args(argv)
+    options.check_input_file(parser, "--train-torch", args.train_torch)
+    if args.train_torch:
+        if contender("torch") is None:
+            parser.error("--train-torch needs torch, which is not installed: pip install torch (a CPU build)")
+        train_torch_gpt(read_text(args.train_torch), args.eval_batches)
+        return 0
     chosen = [function for function, name in zip(BENCHMARKS, names) if args.only is None or name in args.only]
     rows = [row for function in chosen for row in function(args.quick)]
     print_table(rows)

@@ -11,9 +11,10 @@ examples of unit Gaussian data, one forward and one backward pass.
 * ReLU with He initialization (variance 2 / fan_in): the same for ReLU, which
   zeroes half of its inputs.
 
-A :class:`graph.monitor.TrainingMonitor` records every layer; the figure shows
-a histogram of the activations of each layer and their standard deviation
-layer by layer, one row per initialization.
+A :class:`graph.monitor.TrainingMonitor` records every layer; the figure
+(:func:`graph.figures.layer_histograms`) shows a histogram of the
+activations of each layer and their standard deviation layer by layer, one
+row per initialization.
 
     python scripts/init_study.py --out docs/init_study.png
 """
@@ -28,6 +29,7 @@ import numpy as np
 from gates import MatMulGate, ReLUGate, TanhGate
 from graph import ComputationalGraph
 from graph import cli as options
+from graph.figures import layer_histograms
 from graph.layers import he_normal, xavier_uniform
 from graph.monitor import TrainingMonitor
 
@@ -74,54 +76,6 @@ def run_setup(setup: str, layers: int = 10, width: int = 500, batch: int = 1000,
     return monitor
 
 
-def study_figure(monitors: dict[str, TrainingMonitor]) -> object:
-    """One row per setup: the histogram of each layer's activations, then the std per layer."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    layers = len(next(iter(monitors.values())).layers)
-    figure = Figure(figsize=(1.6 * layers + 3.2, 2.3 * len(monitors)), layout="constrained")
-    FigureCanvasAgg(figure)
-    grid = figure.add_gridspec(len(monitors), layers + 1, width_ratios=[1.0] * layers + [1.9])
-    for row, (setup, monitor) in enumerate(monitors.items()):
-        label = SETUPS[setup][0]
-        is_relu = SETUPS[setup][1] is ReLUGate
-        for column, name in enumerate(monitor.layers):
-            axes = figure.add_subplot(grid[row, column])
-            distribution = monitor.activations[name][-1]
-            sample = distribution.sample
-            if is_relu:  # half the units are exactly 0: count them apart, or the spike hides the rest
-                sample = sample[sample != 0.0]
-                axes.text(0.95, 0.92, f"{distribution.zero_fraction:.0%} zeros", transform=axes.transAxes,
-                          ha="right", va="top", fontsize=7)
-            bins = np.linspace(0.0, 3.0, 41) if is_relu else np.linspace(-1.0, 1.0, 41)
-            axes.hist(np.clip(sample, bins[0], bins[-1]), bins=bins, color=f"C{row}")
-            axes.set_yticks([])
-            axes.tick_params(labelsize=7)
-            if row == 0:
-                axes.set_title(f"layer {column + 1}", fontsize=9)
-            if column == 0:
-                axes.set_ylabel(label, fontsize=9)
-        std_axes = figure.add_subplot(grid[row, layers])
-        positions = range(1, layers + 1)
-        std_axes.semilogy(positions, monitor.std_per_layer("activations"), "o-", color=f"C{row}",
-                          label="activations")
-        std_axes.semilogy(positions, monitor.std_per_layer("gradients"), "s--", color="gray",
-                          label="gradients", markersize=4)
-        std_axes.set_xticks(list(positions))
-        std_axes.tick_params(labelsize=7)
-        std_axes.set_ylim(1e-8, 1e4)
-        if row == 0:
-            std_axes.set_title("std per layer", fontsize=9)
-            std_axes.legend(fontsize=7, loc="lower left")
-    figure.suptitle(
-        "Activations of a 10-layer MLP after one forward pass on N(0, 1) data "
-        "(histograms per layer; right: std of activations and gradients)",
-        fontsize=11,
-    )
-    return figure
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="init_study.png", help="the figure (.png, .svg or .pdf)")
@@ -147,7 +101,12 @@ def main(argv: list[str] | None = None) -> dict[str, TrainingMonitor]:
         monitors[setup] = monitor
         stds = " ".join(f"{std:.2g}" for std in monitor.std_per_layer("activations"))
         print(f"{SETUPS[setup][0]:<24} activation std per layer: {stds}")
-    study_figure(monitors).savefig(args.out, dpi=90)
+    labels = {setup: label for setup, (label, _, _) in SETUPS.items()}
+    figure = layer_histograms({labels[setup]: monitor for setup, monitor in monitors.items()},
+                              relu={label for label, activation, _ in SETUPS.values() if activation is ReLUGate},
+                              title=f"Activations of a {args.layers}-layer MLP after one forward pass on N(0, 1) "
+                                    "data (histograms per layer; right: std of activations and gradients)")
+    figure.savefig(args.out, dpi=90)
     print(f"figure saved to {args.out}")
     return monitors
 

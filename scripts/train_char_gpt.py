@@ -10,7 +10,7 @@ last 10% validates; each iteration draws ``--batch`` random windows of
 ``--context`` characters.
 
 Without --text it trains on the source of a few standard-library modules
-(DEFAULT_MODULES), which every Python installation has.
+(graph.text_data.CHAR_GPT_MODULES), which every Python installation has.
 
     python scripts/train_char_gpt.py --text shakespeare.txt --plot curve.png --save gpt.npz
     python scripts/train_char_gpt.py --iterations 200 --layers 2 --width 64
@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
-import os
 import sys
 
 import numpy as np
@@ -34,35 +32,13 @@ import numpy as np
 from graph import CheckpointError, ComputationalGraph, GraphError
 from graph import cli as options
 from graph.checkpoint import load_checkpoint, save_checkpoint
+from graph.figures import attention_map, loss_curves
 from graph.layers import gpt
 from graph.optimizers import AdamW, WarmupCosine, clip_by_global_norm
+from graph.text_data import CHAR_GPT_MODULES, draw_character, encode, random_windows, read_text
 
-#: Standard-library modules whose source, concatenated (about 470 KB), is the default text.
-DEFAULT_MODULES = ("textwrap", "heapq", "difflib", "argparse", "inspect", "typing")
 SCRIPT = "train_char_gpt"
 WARMUP = 100
-
-
-def read_text(path: str | None) -> str:
-    """The text at ``path`` (a UTF-8 byte-order mark dropped), or DEFAULT_MODULES' source."""
-    if path is not None:
-        with open(path, encoding="utf-8-sig") as file:
-            return file.read()
-    parts = []
-    for module in DEFAULT_MODULES:
-        origin = getattr(importlib.util.find_spec(module), "origin", None)
-        if not origin or not origin.endswith(".py") or not os.path.isfile(origin):
-            raise OSError(f"the source of the standard library module {module!r} is not installed here")
-        with open(origin, encoding="utf-8") as file:
-            parts.append(file.read())
-    return "".join(parts)
-
-
-def random_windows(data: np.ndarray, rng: np.random.Generator, batch: int, context: int):
-    """nanoGPT's get_batch: ``batch`` random windows x (B, T) of ``data`` and the next characters y (B, T)."""
-    starts = rng.integers(0, len(data) - context, size=batch)
-    rows = starts[:, None] + np.arange(context)
-    return data[rows], data[rows + 1]
 
 
 def build(args: argparse.Namespace, vocabulary: int):
@@ -83,9 +59,7 @@ def sample(g, logits, chars: list[str], rng: np.random.Generator, context: int, 
     for _ in range(length):
         window = np.array([index[-context:]])
         g.forward({"tokens": window, "targets": window})
-        scores = g.value(logits)[0, -1].astype(np.float64)
-        probabilities = np.exp(scores - scores.max())
-        index.append(int(rng.choice(len(chars), p=probabilities / probabilities.sum())))
+        index.append(draw_character(g.value(logits)[0, -1], rng))
     return "".join(chars[i] for i in index[1:])
 
 
@@ -99,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add = parser.add_argument
     add("--text", metavar="FILE", help="UTF-8 text to train on (default: the source of "
-        + ", ".join(m + ".py" for m in DEFAULT_MODULES) + " from this Python)")
+        + ", ".join(m + ".py" for m in CHAR_GPT_MODULES) + " from this Python)")
     add("--layers", type=options.positive_int, default=4, help="transformer blocks (default 4)")
     add("--heads", type=options.positive_int, default=4, help="attention heads per block (default 4)")
     add("--width", type=options.positive_int, default=128, help="embedding width C, a multiple of --heads (128)")
@@ -133,7 +107,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             options.require(parser, "matplotlib", "draw", option)
     options.require(parser, "scipy", "transformer", "the GELU gate")
     try:
-        args.text_content = read_text(args.text)
+        args.text_content = read_text(args.text, CHAR_GPT_MODULES)
     except (OSError, UnicodeDecodeError) as error:
         parser.error(f"argument --text: cannot read the text: {error}")
     validation = len(args.text_content) - int(0.9 * len(args.text_content))
@@ -147,9 +121,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     """Train; return the histories: the loss at every iteration and the val loss at every report."""
     args = parse_args(argv)
     text = args.text_content
-    chars = sorted(set(text))
-    index = {char: i for i, char in enumerate(chars)}
-    data = np.array([index[char] for char in text])
+    chars, data = encode(text)
     split = int(0.9 * len(data))
     train, val = data[:split], data[split:]
     g, optimizer, logits = build(args, len(chars))
@@ -208,7 +180,7 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
     if args.attention_map:
         lines = text[split:].splitlines()[1:]  # the first is cut by the split
         line = next((line for line in lines if len(line) >= 16), text[split:])[: args.context]
-        draw_attention(args, g.params, [index[char] for char in line], line, args.attention_map)
+        draw_attention(args, g.params, [chars.index(char) for char in line], line, args.attention_map)
     if args.save:
         g.save_params(args.save)
     if args.plot:
@@ -218,58 +190,31 @@ def main(argv: list[str] | None = None) -> dict[str, list[float]]:
 
 def plot(history: dict[str, list[float]], eval_every: int, iterations: int, path: str) -> None:
     """The loss at every iteration (and its running mean over 50) and the val loss at every report, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     losses = np.array(history["loss"])
     smooth = np.convolve(losses, np.ones(50) / 50, mode="valid") if len(losses) >= 50 else losses
     evals = [n for n in range(1, iterations + 1) if n % eval_every == 0 or n == iterations]
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(np.arange(1, len(losses) + 1), losses, color="lightgray", label="training loss")
-    axes.plot(np.arange(len(losses) - len(smooth) + 1, len(losses) + 1), smooth, label="training loss, mean of 50")
-    axes.plot(evals[: len(history["val loss"])], history["val loss"], "o-", label="validation loss")
-    axes.set_xlabel("iteration")
-    axes.set_ylabel("cross-entropy per character (nats)")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    loss_curves([(np.arange(1, len(losses) + 1), losses, {"color": "lightgray", "label": "training loss"}),
+                 (np.arange(len(losses) - len(smooth) + 1, len(losses) + 1), smooth,
+                  {"label": "training loss, mean of 50"}),
+                 (evals[: len(history["val loss"])], history["val loss"],
+                  {"marker": "o", "label": "validation loss"})],
+                "cross-entropy per character (nats)", path)
 
 
 def draw_attention(args: argparse.Namespace, params: dict, tokens: list[int], line: str, path: str) -> None:
-    """Each head's attention weights for ``line``: a grid of heatmaps, blocks down, heads across, as a PNG.
+    """Each head's attention weights for ``line`` as a PNG (graph.figures.attention_map).
 
     The weights are the nodes ``gpt.block{l}.attn.weights`` of the same model
     built with composed attention (the fused gate keeps them inside), given
     the trained parameters.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     g = ComputationalGraph(dtype=np.dtype(args.dtype))
     gpt(g, g.add_input("tokens", requires_grad=False), len(params["gpt.tokens.table"]), args.layers, args.heads,
         args.width, args.context, np.random.default_rng(0), fused=False)
     for name, value in params.items():
         g.params[name][...] = value
     g.forward({"tokens": np.array([tokens])})
-    labels = [repr(char)[1:-1] for char in line]
-    figure, axes = plt.subplots(args.layers, args.heads, figsize=(2.6 * args.heads, 2.6 * args.layers), squeeze=False)
-    for layer in range(args.layers):
-        weights = g.value(f"gpt.block{layer + 1}.attn.weights")[0]
-        for head in range(args.heads):
-            ax = axes[layer, head]
-            ax.imshow(weights[head], cmap="viridis", vmin=0, vmax=1)
-            ax.set_title(f"block {layer + 1}, head {head + 1}", fontsize=8)
-            ax.set_xticks(range(len(labels)), labels if layer == args.layers - 1 else [], fontsize=5)
-            ax.set_yticks(range(len(labels)), labels if head == 0 else [], fontsize=5)
-    figure.suptitle(f"attention weights (row: query position, column: key) for {line!r}", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    attention_map([g.value(f"gpt.block{layer + 1}.attn.weights")[0] for layer in range(args.layers)], line, path)
 
 
 if __name__ == "__main__":

@@ -41,11 +41,13 @@ from typing import Callable
 
 import numpy as np
 
-from graph import CheckpointError, GraphError
+from graph import CheckpointError
 from graph import cli as options
 from graph.checkpoint import load_checkpoint, save_checkpoint
+from graph.figures import loss_curves
 from graph.optimizers import Adagrad, clip
-from graph.reference_nets import DEFAULT_MODULES, CharModels, default_text, reference_parameters
+from graph.reference_nets import CharModels, reference_parameters
+from graph.text_data import CHAR_RNN_MODULES, encode, read_text
 
 #: Written into checkpoints: --resume takes only a checkpoint of this script.
 SCRIPT = "train_char_rnn"
@@ -70,30 +72,6 @@ class TrainingState:
     smooth_losses: list[float] = field(default_factory=list)
 
 
-def sample(models: CharModels, h: np.ndarray, c: np.ndarray | None, seed_ix: int, length: int) -> list[int]:
-    """``length`` character indices drawn one by one from the model, starting after ``seed_ix``.
-
-    As the reference's ``sample``: ``np.random.choice`` on the softmax of the
-    scores, so it draws from numpy's global generator; the training numbers
-    do not depend on it.
-    """
-    model = models.get(1, with_loss=False)
-    V = models.V
-    ixes, ix = [], seed_ix
-    for _ in range(length):
-        feeds = {"x": np.array([[ix]], dtype=np.float64), "h0": h}
-        if c is not None:
-            feeds["c0"] = c
-        scores = model.graph.forward(feeds)[0]
-        h = model.graph.value(model.h_last)
-        c = model.graph.value(model.c_last) if c is not None else None
-        probabilities = np.exp(scores - scores.max())
-        probabilities /= probabilities.sum()
-        ix = int(np.random.choice(range(V), p=probabilities))
-        ixes.append(ix)
-    return ixes
-
-
 def train(
     args: argparse.Namespace,
     text: str,
@@ -110,9 +88,7 @@ def train(
     parameters, optimizer, generator and ``state`` are all where the next
     iteration starts from.
     """
-    chars = sorted(set(text))
-    char_to_ix = {ch: i for i, ch in enumerate(chars)}
-    data = np.array([char_to_ix[ch] for ch in text], dtype=np.float64)
+    chars, data = encode(text, np.float64)
     T, H = args.seq_length, args.hidden
     if optimizer is None:
         optimizer = Adagrad(models.params, lr=args.lr)
@@ -126,7 +102,7 @@ def train(
         p = state.p
         inputs, targets = data[p : p + T], data[p + 1 : p + T + 1]
         if args.sample_every and n % args.sample_every == 0:
-            ixes = sample(models, state.h, state.c, int(inputs[0]), args.sample_length)
+            ixes = models.sample(state.h, state.c, int(inputs[0]), args.sample_length)
             print("----\n %s \n----" % "".join(chars[ix] for ix in ixes))
         model = models.get(len(inputs))
         feeds = {"x": inputs.reshape(1, -1), "targets": targets, "h0": state.h}
@@ -154,10 +130,9 @@ def train(
 
 def settings_of(args: argparse.Namespace) -> dict:
     """The options that change the training numbers: a checkpoint resumes only with the same ones, and the same text."""
-    return {
-        "cell": args.cell, "hidden": args.hidden, "seq_length": args.seq_length, "lr": args.lr, "clip": args.clip,
-        "seed": args.seed, "text_sha256": hashlib.sha256(args.text_content.encode("utf-8")).hexdigest(),
-    }
+    keys = ("cell", "hidden", "seq_length", "lr", "clip", "seed")
+    text_sha256 = hashlib.sha256(args.text_content.encode()).hexdigest()
+    return {**{key: getattr(args, key) for key in keys}, "text_sha256": text_sha256}
 
 
 def loop_arrays(args: argparse.Namespace, state: TrainingState | None = None) -> dict[str, np.ndarray]:
@@ -178,11 +153,9 @@ def loop_arrays(args: argparse.Namespace, state: TrainingState | None = None) ->
 
 def write_checkpoint(args: argparse.Namespace, models: CharModels, optimizer: Adagrad, state: TrainingState) -> None:
     """``args.checkpoint`` atomically: parameters, Adagrad, the global generator, n, p, h (c) and the smooth losses."""
-    save_checkpoint(
-        args.checkpoint, params={**models.params, **loop_arrays(args, state)}, optimizer=optimizer,
-        rngs={"global": np.random}, progress={"iteration": state.n, "position": state.p},
-        histories={"smooth loss": state.smooth_losses}, script=SCRIPT, settings=settings_of(args),
-    )
+    save_checkpoint(args.checkpoint, params={**models.params, **loop_arrays(args, state)}, optimizer=optimizer,
+                    rngs={"global": np.random}, progress={"iteration": state.n, "position": state.p},
+                    histories={"smooth loss": state.smooth_losses}, script=SCRIPT, settings=settings_of(args))
 
 
 def resume(args: argparse.Namespace, models: CharModels, optimizer: Adagrad) -> TrainingState:
@@ -192,10 +165,8 @@ def resume(args: argparse.Namespace, models: CharModels, optimizer: Adagrad) -> 
     script, or of another model, settings or text.
     """
     restored = {**models.params, **loop_arrays(args)}  # the parameters' own arrays: restored in place
-    done = load_checkpoint(
-        args.resume, script=SCRIPT, params=restored, optimizer=optimizer,
-        rngs={"global": np.random}, settings=settings_of(args),
-    )
+    done = load_checkpoint(args.resume, script=SCRIPT, params=restored, optimizer=optimizer,
+                           rngs={"global": np.random}, settings=settings_of(args))
     n, p = done.progress.get("iteration"), done.progress.get("position")
     smooth_losses = done.histories.get("smooth loss")
     # p is where the next chunk would start: it stays inside the text (the loop wraps before reading past it).
@@ -205,10 +176,8 @@ def resume(args: argparse.Namespace, models: CharModels, optimizer: Adagrad) -> 
             f"checkpoint {args.resume!r} is damaged: its iteration {n}, position {p} and "
             f"{'no' if smooth_losses is None else len(smooth_losses)} smooth losses do not fit together"
         )
-    return TrainingState(
-        n=n, p=p, h=restored["loop.h"], c=restored.get("loop.c"),
-        smooth_loss=smooth_losses[-1], smooth_losses=list(smooth_losses),
-    )
+    return TrainingState(n=n, p=p, h=restored["loop.h"], c=restored.get("loop.c"), smooth_loss=smooth_losses[-1],
+                         smooth_losses=list(smooth_losses))
 
 
 # ------------------------------------------------------------------ options
@@ -218,7 +187,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options, every one checked before any work (argparse errors, exit code 2); reads the text."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        epilog=f"Without --text: the source of {', '.join(m + '.py' for m in DEFAULT_MODULES)} "
+        epilog=f"Without --text: the source of {', '.join(m + '.py' for m in CHAR_RNN_MODULES)} "
         "from this Python's standard library, concatenated.",
     )
     add = parser.add_argument
@@ -246,12 +215,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.plot:
         options.require(parser, "matplotlib", "draw", "--plot")
     try:
-        if args.text is None:
-            args.text_content = default_text()
-        else:
-            # utf-8-sig: a byte-order mark at the start (Windows editors write one) is not a character of the text.
-            with open(args.text, encoding="utf-8-sig") as file:
-                args.text_content = file.read()
+        args.text_content = read_text(args.text)
     except (OSError, UnicodeDecodeError) as error:
         parser.error(f"argument --text: cannot read the text: {error}")
     if len(args.text_content) < args.seq_length + 2:
@@ -275,11 +239,7 @@ def main(argv: list[str] | None = None) -> list[float]:
     models = CharModels(args.cell, V, args.hidden, params)
     model = models.get(T)
     optimizer = Adagrad(models.params, lr=args.lr)
-    if args.load:
-        try:
-            model.graph.load_params(args.load)  # copies into the shared arrays
-        except GraphError as error:
-            options.fail(f"argument --load {args.load}: {error}")
+    options.load_params(model.graph, args.load)  # copies into the shared arrays
     if args.resume:  # before any output: a refused checkpoint stops the run with nothing printed or written
         try:
             state = resume(args, models, optimizer)
@@ -296,12 +256,10 @@ def main(argv: list[str] | None = None) -> list[float]:
     checkpoint = (lambda state: write_checkpoint(args, models, optimizer, state)) if args.checkpoint else None
     state = train(args, text, models, state, optimizer, checkpoint)
     uniform = -math.log(1.0 / V) * T
-    print(
-        f"after {state.n} iterations: smooth loss {state.smooth_loss:.3f}, "
-        f"uniform guess -log(1/{V}) * {T} = {uniform:.3f}"
-    )
+    print(f"after {state.n} iterations: smooth loss {state.smooth_loss:.3f}, "
+          f"uniform guess -log(1/{V}) * {T} = {uniform:.3f}")
     if args.sample_every:  # a last sample from the trained model, after the training numbers
-        ixes = sample(models, state.h, state.c, chars.index(text[state.p]), args.sample_length)
+        ixes = models.sample(state.h, state.c, chars.index(text[state.p]), args.sample_length)
         print("----\n %s \n----" % "".join(chars[ix] for ix in ixes))
     if args.save:
         model.graph.save_params(args.save)
@@ -312,20 +270,10 @@ def main(argv: list[str] | None = None) -> list[float]:
 
 def save_loss_plot(losses: list[float], uniform: float, path: str, cell: str) -> None:
     """Save the smooth loss per iteration, and the uniform guess, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(range(len(losses)), losses, label=f"smooth loss ({cell})")
-    axes.axhline(uniform, color="gray", linestyle="--", label="uniform guess")
-    axes.set_xlabel("iteration")
-    axes.set_ylabel("loss per chunk (sum over characters)")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    loss_curves([(range(len(losses)), losses, {"label": f"smooth loss ({cell})"}),
+                 ((0, len(losses) - 1), (uniform, uniform), {"color": "gray", "linestyle": "--",
+                                                             "label": "uniform guess"})],
+                "loss per chunk (sum over characters)", path)
 
 
 if __name__ == "__main__":

@@ -26,13 +26,11 @@ import os
 
 import numpy as np
 
-from gates import ReLUGate, SoftmaxCrossEntropyGate
 from graph import ComputationalGraph, GraphError, Solver
 from graph import cli as options
 from graph.datasets import DataError, digits_images, load_mnist, solver_data
-from graph.layers import batch_norm, conv2d, dense, dropout, flatten, max_pool2d
-from graph.node import Node
-from graph.optimizers import Adam
+from graph.optimizers import Adam, WarmupCosine
+from graph.reference_nets import build_cnn
 
 DEFAULTS = {
     "digits": dict(epochs=30, batch_size=32, lr=3e-3, filters=[16, 32], batch_norm=True, weight_decay=1e-3),
@@ -41,36 +39,6 @@ DEFAULTS = {
 EVAL_BATCH = 250  # images per forward pass when evaluating: bounds the im2col copies (MNIST: 57 MB)
 CHECKPOINT_EVERY = 500  # steps between checkpoints within an epoch (MNIST: about 9 s; an epoch is 1719 steps)
 SCRIPT = "train_cnn"  # written into checkpoints: --resume takes only a checkpoint of this script
-
-
-def build_cnn(g: ComputationalGraph, image_shape: tuple[int, int, int], filters: list[int], rng: np.random.Generator,
-              use_batch_norm: bool = False, dropout_p: float = 0.0) -> Node:
-    """Add conv-[bn]-ReLU-pool twice, [dropout], dense -> 10 and the loss to ``g``; return the scores node.
-
-    Inputs: x (N, C, H, W) images and y (N,) labels, both data.
-    """
-    C, H, W = image_shape
-    x = g.add_input("x", requires_grad=False)
-    y = g.add_input("y", requires_grad=False)
-    out, channels = x, C
-    for layer, F in enumerate(filters, start=1):
-        out = conv2d(g, out, channels, F, 3, f"conv{layer}", rng, padding=1)
-        if use_batch_norm:
-            out = batch_norm(g, out, F, f"bn{layer}")
-        out = g.add_gate(ReLUGate(), out, name=f"relu{layer}")
-        out = max_pool2d(g, out, 2, name=f"pool{layer}")
-        channels, H, W = F, H // 2, W // 2
-    out = flatten(g, out, name="flatten")
-    if dropout_p > 0.0:
-        out = dropout(g, out, dropout_p, rng, name="dropout")
-    scores = dense(g, out, channels * H * W, 10, "fc", rng)
-    g.add_gate(SoftmaxCrossEntropyGate(), scores, y, name="loss")
-    return scores
-
-
-def scheduled_lr(lr: float, step: int, total_steps: int) -> float:
-    """The cosine schedule: ``lr`` at step 0, decaying to 0 at ``total_steps``."""
-    return 0.5 * lr * (1.0 + math.cos(math.pi * step / total_steps))
 
 
 def settings_of(args: argparse.Namespace) -> dict:
@@ -159,7 +127,7 @@ def train_and_test(args: argparse.Namespace) -> float:
         solver = Solver(
             g, solver_data(splits), optimizer, scores=scores, batch_size=args.batch_size, epochs=args.epochs,
             seed=rng, eval_batch_size=EVAL_BATCH, keep_best=False,  # test the last parameters, as documented
-            lr_schedule=(lambda step: scheduled_lr(args.lr, step, total_steps)) if total_steps else None,
+            lr_schedule=WarmupCosine(args.lr, warmup=0, decay=total_steps) if total_steps else None,  # lr to 0
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every if args.checkpoint else None,
             resume=args.resume, name=SCRIPT, settings=settings_of(args),
         )
@@ -167,11 +135,9 @@ def train_and_test(args: argparse.Namespace) -> float:
         options.fail(f"{'--resume ' + args.resume if args.resume else '--load ' + str(args.load)}: {error}")
 
     extras = ", batch norm" * args.batch_norm + f", dropout {args.dropout:g}" * (args.dropout > 0)
-    print(
-        f"{args.mode}: {len(solver.y_train)} train, {len(solver.y_val)} validation, {len(splits['test'][1])} test; "
-        f"conv {args.filters[0]}-{args.filters[1]}{extras}, {optimizer}, cosine schedule, "
-        f"batch size {args.batch_size}, {args.dtype}"
-    )
+    print(f"{args.mode}: {len(solver.y_train)} train, {len(solver.y_val)} validation, {len(splits['test'][1])} test; "
+          f"conv {args.filters[0]}-{args.filters[1]}{extras}, {optimizer}, cosine schedule, "
+          f"batch size {args.batch_size}, {args.dtype}")
     if args.resume:
         where = (f"epoch {solver.epoch + 1}, {solver.batch} of {solver.iterations_per_epoch} batches done"
                  if solver.epoch < args.epochs else "training was done")
@@ -179,11 +145,9 @@ def train_and_test(args: argparse.Namespace) -> float:
     solver.train()
 
     if solver.epoch_loss_history:
-        print(
-            f"after {args.epochs} epochs: training loss {solver.epoch_loss_history[-1]:.4f}, "
-            f"validation accuracy {solver.val_acc_history[-1]:.4f}, {np.mean(solver.epoch_seconds):.1f} s per "
-            f"epoch ({np.mean(solver.epoch_cpu_seconds):.1f} s of CPU)"
-        )
+        print(f"after {args.epochs} epochs: training loss {solver.epoch_loss_history[-1]:.4f}, "
+              f"validation accuracy {solver.val_acc_history[-1]:.4f}, {np.mean(solver.epoch_seconds):.1f} s per "
+              f"epoch ({np.mean(solver.epoch_cpu_seconds):.1f} s of CPU)")
     if args.save:
         g.save_params(args.save)
         print(f"parameters saved to {args.save}")

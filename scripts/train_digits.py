@@ -49,9 +49,7 @@ def load_splits(seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {name: ((features - mean) / std, labels) for name, (features, labels) in splits.items()}
 
 
-def build_classifier(
-    sizes: list[int], rng: np.random.Generator, dtype=np.float64
-) -> tuple[ComputationalGraph, Node]:
+def build_classifier(sizes: list[int], rng: np.random.Generator, dtype=np.float64) -> tuple[ComputationalGraph, Node]:
     """MLP ``sizes`` (e.g. [64, 128, 10]) with ReLU, then softmax cross-entropy; returns (graph, scores node).
 
     Inputs x: (N, sizes[0]) and y: (N,) labels, both data (no gradient).  The
@@ -66,36 +64,26 @@ def build_classifier(
 
 
 def evaluate(g: ComputationalGraph, scores: Node, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(mean loss, accuracy) of the network on X: (N, D), y: (N,), in one forward pass."""
+    """(mean loss, accuracy) of the network on X: (N, D), y: (N,), in one forward pass (docs/tutorial.ipynb uses it)."""
     loss = float(g.forward({"x": X, "y": y}))
-    accuracy = float(np.mean(np.argmax(g.value(scores), axis=1) == y))
-    return loss, accuracy
+    return loss, float(np.mean(np.argmax(g.value(scores), axis=1) == y))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options, every one checked before any work (argparse errors, exit code 2)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--seed", type=options.seed, default=0, help="fixes the split, the initial weights and the batches"
-    )
-    parser.add_argument("--epochs", type=options.non_negative_int, default=40)
-    parser.add_argument("--batch-size", type=options.positive_int, default=64)
-    parser.add_argument("--lr", type=options.positive_float, default=3e-3, help="Adam's learning rate")
-    parser.add_argument(
-        "--weight-decay", type=options.non_negative_float, default=1e-3, help="L2 coefficient added to the gradients"
-    )
-    parser.add_argument(
-        "--hidden", type=options.positive_int, nargs="+", default=[256], metavar="H", help="hidden layer sizes"
-    )
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="what the graph computes in")
-    parser.add_argument("--plot", metavar="PNG", help="save loss and accuracy curves here (needs matplotlib)")
-    parser.add_argument(
-        "--plot-stats", metavar="PNG", help="save activations, gradients and update ratios per layer here"
-    )
-    parser.add_argument("--save", metavar="NPZ", help="save the trained parameters here")
-    parser.add_argument(
-        "--load", metavar="NPZ", help="start from parameters saved by --save (with --epochs 0: only evaluate them)"
-    )
+    add = parser.add_argument
+    add("--seed", type=options.seed, default=0, help="fixes the split, the initial weights and the batches")
+    add("--epochs", type=options.non_negative_int, default=40)
+    add("--batch-size", type=options.positive_int, default=64)
+    add("--lr", type=options.positive_float, default=3e-3, help="Adam's learning rate")
+    add("--weight-decay", type=options.non_negative_float, default=1e-3, help="L2 coefficient added to the gradients")
+    add("--hidden", type=options.positive_int, nargs="+", default=[256], metavar="H", help="hidden layer sizes")
+    add("--dtype", choices=("float64", "float32"), default="float64", help="what the graph computes in")
+    add("--plot", metavar="PNG", help="save loss and accuracy curves here (needs matplotlib)")
+    add("--plot-stats", metavar="PNG", help="save activations, gradients and update ratios per layer here")
+    add("--save", metavar="NPZ", help="save the trained parameters here")
+    add("--load", metavar="NPZ", help="start from parameters saved by --save (with --epochs 0: only evaluate them)")
     options.add_checkpoint_options(parser)
     args = parser.parse_args(argv)
     if args.epochs == 0 and not args.load and not args.resume:
@@ -153,20 +141,16 @@ def train_and_test(args: argparse.Namespace) -> float:
         )
     except GraphError as error:  # a --load or --resume file of another network, or not one at all
         options.fail(f"{'--resume ' + args.resume if args.resume else '--load ' + str(args.load)}: {error}")
-    print(
-        f"digits: {len(solver.y_train)} train, {len(solver.y_val)} validation, {len(splits['test'][1])} test; "
-        f"MLP {'-'.join(map(str, sizes))}, {optimizer}, batch size {args.batch_size}"
-    )
+    print(f"digits: {len(solver.y_train)} train, {len(solver.y_val)} validation, {len(splits['test'][1])} test; "
+          f"MLP {'-'.join(map(str, sizes))}, {optimizer}, batch size {args.batch_size}")
     if args.resume:
         print(f"resumed from {args.resume} after epoch {solver.epoch}")
     solver.train()
 
     if solver.epoch_loss_history:
-        print(
-            f"after {args.epochs} epochs: training loss {solver.epoch_loss_history[-1]:.4f}, "
-            f"train accuracy {solver.train_acc_history[-1]:.4f}, "
-            f"validation accuracy {solver.val_acc_history[-1]:.4f}"
-        )
+        print(f"after {args.epochs} epochs: training loss {solver.epoch_loss_history[-1]:.4f}, "
+              f"train accuracy {solver.train_acc_history[-1]:.4f}, "
+              f"validation accuracy {solver.val_acc_history[-1]:.4f}")
     if args.save:
         g.save_params(args.save)
         print(f"parameters saved to {args.save}")

@@ -30,6 +30,7 @@ import numpy as np
 from graph import GraphError
 from graph import cli as options
 from graph.checkpoint import load_checkpoint, save_checkpoint
+from graph.figures import loss_curves
 from graph.reference_loops import lecture_two_layer_data
 from graph.reference_nets import build_two_layer_net
 
@@ -39,20 +40,19 @@ SCRIPT = "train_two_layer"
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The options, every one checked before any work (argparse errors, exit code 2)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--iterations", type=options.positive_int, default=2000)
-    parser.add_argument("--lr", type=options.positive_float, default=1e-4, help="SGD learning rate")
-    parser.add_argument("--seed", type=options.seed, default=0, help="np.random.seed before drawing x, y, w1, w2")
-    parser.add_argument(
-        "--print-every", type=options.positive_int, default=1, help="print 't loss' every this many steps"
-    )
-    parser.add_argument("--N", type=options.positive_int, default=64, help="batch size")
-    parser.add_argument("--D-in", dest="D_in", type=options.positive_int, default=1000, help="input size")
-    parser.add_argument("--H", type=options.positive_int, default=100, help="hidden size")
-    parser.add_argument("--D-out", dest="D_out", type=options.positive_int, default=10, help="output size")
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64", help="what the graph computes in")
-    parser.add_argument("--plot", metavar="PNG", help="save the loss curve here (needs matplotlib)")
-    parser.add_argument("--save", metavar="NPZ", help="save w1 and w2 here after training")
-    parser.add_argument("--load", metavar="NPZ", help="start from w1 and w2 saved by --save")
+    add = parser.add_argument
+    add("--iterations", type=options.positive_int, default=2000)
+    add("--lr", type=options.positive_float, default=1e-4, help="SGD learning rate")
+    add("--seed", type=options.seed, default=0, help="np.random.seed before drawing x, y, w1, w2")
+    add("--print-every", type=options.positive_int, default=1, help="print 't loss' every this many steps")
+    add("--N", type=options.positive_int, default=64, help="batch size")
+    add("--D-in", dest="D_in", type=options.positive_int, default=1000, help="input size")
+    add("--H", type=options.positive_int, default=100, help="hidden size")
+    add("--D-out", dest="D_out", type=options.positive_int, default=10, help="output size")
+    add("--dtype", choices=("float64", "float32"), default="float64", help="what the graph computes in")
+    add("--plot", metavar="PNG", help="save the loss curve here (needs matplotlib)")
+    add("--save", metavar="NPZ", help="save w1 and w2 here after training")
+    add("--load", metavar="NPZ", help="start from w1 and w2 saved by --save")
     options.add_checkpoint_options(parser, every=100)
     args = parser.parse_args(argv)
     options.check_output_file(parser, "--save", args.save)
@@ -66,10 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def settings_of(args: argparse.Namespace) -> dict:
     """The options that change the numbers: a checkpoint resumes only with the same ones."""
-    return {
-        "seed": args.seed, "lr": args.lr, "N": args.N, "D_in": args.D_in, "H": args.H, "D_out": args.D_out,
-        "dtype": args.dtype,
-    }
+    return {key: getattr(args, key) for key in ("seed", "lr", "N", "D_in", "H", "D_out", "dtype")}
 
 
 def main(argv: list[str] | None = None) -> list[float]:
@@ -77,11 +74,7 @@ def main(argv: list[str] | None = None) -> list[float]:
     # Drawn in the lecture's order and shapes, so the numbers match its loop.
     x, y, w1, w2 = lecture_two_layer_data(args.seed, args.N, args.D_in, args.H, args.D_out)
     g = build_two_layer_net(w1, w2, dtype=args.dtype)
-    if args.load:
-        try:
-            g.load_params(args.load)
-        except GraphError as error:  # another model's file, or not a parameter file: one line, no traceback
-            options.fail(f"argument --load {args.load}: {error}")
+    options.load_params(g, args.load)
     feeds = {"x": x, "y": y}
     losses: list[float] = []
     start = 0
@@ -119,20 +112,8 @@ def main(argv: list[str] | None = None) -> list[float]:
 
 def save_loss_plot(losses: list[float], path: str) -> None:
     """Save the loss per iteration as a PNG (log scale)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(range(len(losses)), losses)
-    axes.set_xlabel("iteration")
-    axes.set_ylabel("loss (sum of squared errors)")
-    axes.set_yscale("log")
-    axes.set_title("Two-layer net, SGD")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    loss_curves([(range(len(losses)), losses, {})], "loss (sum of squared errors)", path, "Two-layer net, SGD",
+                log=True)
 
 
 if __name__ == "__main__":

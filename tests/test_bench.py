@@ -1,6 +1,7 @@
 """scripts/bench.py: a missing contender's rows say so, a full run fails on a row over its bound, no warnings."""
 
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -20,17 +21,17 @@ def test_a_missing_contender_s_rows_say_not_installed_and_are_skipped(monkeypatc
     for module in ("torch", "micrograd", "threadpoolctl"):
         monkeypatch.setitem(sys.modules, module, None)  # as if not installed
     rows = [row for function in (bench.bench_scalar_circuit, bench.bench_conv, bench.bench_max_pool,
-                                 bench.bench_lenet_step) for row in function(quick=True)]
-    assert len(rows) == 2 + 12 + 2 + 1
+                                 bench.bench_lenet_step, bench.bench_gpt) for row in function(quick=True)]
+    assert len(rows) == 2 + 12 + 2 + 1 + 3
     assert all(row.value is None and row.passed for row in rows)
     assert sum("micrograd not installed" in row.detail for row in rows) == 2
-    assert sum("torch not installed" in row.detail for row in rows) == 15
+    assert sum("torch not installed" in row.detail for row in rows) == 18
     bench.print_table(rows)
     table = capsys.readouterr().out
-    assert table.count("not installed") == 17 and table.count(" skip ") == 17
+    assert table.count("not installed") == 20 and table.count(" skip ") == 20
     assert not any(word in table for word in ("inf", "nan", "FAIL"))
     # A full run of only those rows succeeds: skipped is not failed.
-    assert bench.main(["--only", "scalar_circuit", "max_pool", "lenet_step"]) == 0
+    assert bench.main(["--only", "scalar_circuit", "max_pool", "lenet_step", "gpt"]) == 0
 
 
 def fake(value, bound, agrees=True):
@@ -79,3 +80,32 @@ def test_the_quick_run_runs_every_row_without_a_warning():
     assert not any(word in result.stdout for word in (" inf", "nan"))
     for line in lines:
         assert " pass " in line or " FAIL " in line or " skip " in line or "  -  " in line
+
+
+def test_train_torch_without_torch_is_refused(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    (tmp_path / "text.txt").write_text("To be, or not to be.\n" * 40, encoding="utf-8")
+    with pytest.raises(SystemExit) as stopped:
+        bench.main(["--train-torch", str(tmp_path / "text.txt")])
+    assert stopped.value.code == 2 and "--train-torch needs torch, which is not installed" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_gpt_rows_compare_graph_and_torch():
+    pytest.importorskip("torch", reason="the benchmark's peer; its absence is tested above")
+    rows = bench.bench_gpt(quick=True)
+    figures = [re.match(r"GPT training iteration .*, (1 thread|default threads): (.+)$", row.figure) for row in rows]
+    assert [(m.group(1), m.group(2)) for m in figures] == [
+        ("1 thread", "graph / torch"), ("default threads", "graph / torch"), ("1 thread", "composed / fused attention")]
+    assert [row.bound for row in rows] == [2.0, 2.0, None]
+    assert all(row.value > 0 and "ms per iteration" in row.detail for row in rows)
+
+
+@pytest.mark.slow
+def test_torch_trains_on_train_char_gpt_s_windows(capsys):
+    pytest.importorskip("torch", reason="the benchmark's peer; its absence is tested above")
+    text = "To be, or not to be, that is the question.\n" * 40
+    val_loss = bench.train_torch_gpt(text, eval_batches=2, iterations=4, eval_every=2)
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("iter")]
+    assert [line.split(",")[0] for line in lines] == ["iter 0", "iter 2", "iter 4"]
+    assert f"val loss: {val_loss:.4f}" in lines[-1] and 0 < val_loss < np.log(len(set(text)))

@@ -17,7 +17,7 @@ sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
 import train_char_rnn  # noqa: E402
 
-from graph import reference_nets  # noqa: E402
+from graph import reference_nets, text_data  # noqa: E402
 from graph.reference_loops import (  # noqa: E402
     LOSS_TOLERANCE, SMOOTH_LOSS_TOLERANCES, chunk_losses, min_char_rnn_smooth_losses,
 )
@@ -188,13 +188,13 @@ def test_default_text_is_the_standard_library_source():
     import heapq
     import textwrap
 
-    text = reference_nets.default_text()
+    text = text_data.read_text(None)
     parts = []
     for module in (textwrap, heapq, difflib):
         with open(module.__file__, encoding="utf-8") as file:
             parts.append(file.read())
     assert text == "".join(parts)
-    assert reference_nets.DEFAULT_MODULES == ("textwrap", "heapq", "difflib")
+    assert text_data.CHAR_RNN_MODULES == ("textwrap", "heapq", "difflib")
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,8 @@ import time
 import numpy as np
 import pytest
 
+from graph.text_data import CHAR_GPT_MODULES, read_text
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(ROOT, "scripts", "train_char_gpt.py")
 spec = importlib.util.spec_from_file_location("train_char_gpt", SCRIPT)
@@ -114,7 +116,7 @@ def test_float64_and_the_default_text(capsys):
                                    "--iterations", "2", "--eval-batches", "1", "--sample-every", "0",
                                    "--dtype", "float64"])
     out = capsys.readouterr().out
-    assert out.startswith(f"data has {len(train_char_gpt.read_text(None))} characters")
+    assert out.startswith(f"data has {len(read_text(None, CHAR_GPT_MODULES))} characters")
     assert len(history["loss"]) == 2 and "iter 2, loss: " in out
 
 
