@@ -122,19 +122,17 @@ class ELUGate(Gate):
 #: sqrt(2 / pi) and the cubic coefficient of GELU's tanh form (Hendrycks and Gimpel, 2016).
 _TANH_SCALE = math.sqrt(2.0 / math.pi)
 _TANH_CUBIC = 0.044715
-#: Coefficients of erf(x) ~ x P(x^2) / Q(x^2) on [-4, 4], highest power first: the rational
-#: approximation Eigen and XLA use for float32, within 4e-7 of erf (a few float32 roundings).
-_ERF32_NUMERATOR = (-2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
-                    -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02)
-_ERF32_DENOMINATOR = (-1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03,
-                      -7.37332916720468e-03, -1.42647390514189e-02)
+#: Abramowitz and Stegun 26.2.17: Phi(x) = 1 - phi(x) (b1 t + ... + b5 t^5), t = 1 / (1 + p x) for x >= 0,
+#: within 7.5e-8 of Phi everywhere (about one float32 rounding of values near 1).
+_CDF_P = 0.2316419
+_CDF_B = (1.330274429, -1.821255978, 1.781477937, -0.356563782, 0.319381530)  # b5 ... b1
 
 
 def erf(x):
     """The error function, elementwise, in x's dtype: scipy.special.erf (the exact formula).
 
     scipy is the ``transformer`` extra: ``pip install -e ".[transformer]"``.
-    For float32, see :func:`erf_float32`, which GELUGate uses instead.
+    In float32 GELUGate uses :func:`normal_cdf_and_pdf_float32` instead.
 
     Raises
     ------
@@ -151,53 +149,67 @@ def erf(x):
     return special.erf(x)
 
 
-def erf_float32(x):
-    """erf(x) for float32 x, by a rational approximation within 4e-7 of the exact value.
+def normal_cdf_and_pdf_float32(x):
+    """(Phi(x), phi(x)) for float32 x: the standard normal CDF within 7.5e-8, and its density.
 
-    The fast path of :func:`erf`: scipy's float32 erf takes about 4 ms for
-    the character GPT's (12, 64, 512) activations, this about 1 ms
-    (measured with one thread); tests/test_attention.py checks that the two agree.
+    The fast path of GELUGate in float32, beside the exact formula (scipy's
+    erf, float64): scipy's float32 erf takes about 4 ms for the character
+    GPT's (12, 64, 512) activations, and GELU's backward needs phi, which this
+    formula computes anyway (Abramowitz and Stegun 26.2.17)::
+
+        phi(x) = exp(-x**2 / 2) / sqrt(2 pi),   t = 1 / (1 + p |x|)
+        q      = phi(x) (b1 t + b2 t**2 + b3 t**3 + b4 t**4 + b5 t**5)
+        Phi(x) = 1 - q for x >= 0, q for x < 0
+
+    tests/test_attention.py checks both against the exact values.
     """
-    return in_blocks(_erf_rational, np.asarray(x))
+    return in_blocks(_cdf_and_pdf, np.asarray(x), outputs=2)
 
 
 #: Values per block of :func:`in_blocks`: 256 KB of float32 (measured best of 4K to 256K values).
 BLOCK = 65536
 
 
-def in_blocks(function, *arrays):
+def in_blocks(function, *arrays, outputs=1):
     """``function(*arrays)`` for an elementwise function, computed over blocks of ``BLOCK`` values.
 
     The arrays have one shape; the result is a new array of that shape and
-    the first array's dtype, equal element for element to the function on
-    the whole arrays.  A formula of many passes (a polynomial, GELU's
+    the first array's dtype (a tuple of ``outputs`` such arrays when the
+    function returns that many), equal element for element to the function
+    on the whole arrays.  A formula of many passes (a polynomial, GELU's
     gradient) then works on temporaries that stay in the processor's cache:
     over a whole (12, 64, 512) array at once the same passes take two to
     three times as long.
     """
-    out = np.empty(arrays[0].shape, dtype=arrays[0].dtype)
-    flats, flat_out = [np.reshape(array, -1) for array in arrays], out.reshape(-1)
-    for start in range(0, flat_out.size, BLOCK):
+    results = [np.empty(arrays[0].shape, dtype=arrays[0].dtype) for _ in range(outputs)]
+    flats, flat_results = [np.reshape(array, -1) for array in arrays], [result.reshape(-1) for result in results]
+    for start in range(0, flat_results[0].size, BLOCK):
         block = slice(start, start + BLOCK)
-        flat_out[block] = function(*[flat[block] for flat in flats])
-    return out
+        values = function(*[flat[block] for flat in flats])
+        for flat_result, value in zip(flat_results, values if outputs > 1 else (values,)):
+            flat_result[block] = value
+    return results[0] if outputs == 1 else tuple(results)
 
 
-def _erf_rational(x):
-    """x P(x**2) / Q(x**2) for float32 x, clipped to [-4, 4], beyond which erf is +-1 in float32."""
-    x = np.clip(x, -4.0, 4.0)
-    x2 = x * x
-    numerator = x2 * np.float32(_ERF32_NUMERATOR[0])
-    for coefficient in _ERF32_NUMERATOR[1:]:
-        numerator += np.float32(coefficient)
-        numerator *= x2 if coefficient is not _ERF32_NUMERATOR[-1] else x
-    denominator = x2 * np.float32(_ERF32_DENOMINATOR[0])
-    for coefficient in _ERF32_DENOMINATOR[1:-1]:
-        denominator += np.float32(coefficient)
-        denominator *= x2
-    denominator += np.float32(_ERF32_DENOMINATOR[-1])
-    numerator /= denominator
-    return numerator
+def _cdf_and_pdf(x):
+    """:func:`normal_cdf_and_pdf_float32` on one block."""
+    pdf = x * x
+    pdf *= np.float32(-0.5)
+    np.exp(pdf, out=pdf)
+    pdf *= np.float32(1.0 / math.sqrt(2.0 * math.pi))
+    t = np.abs(x)
+    t *= np.float32(_CDF_P)
+    t += np.float32(1.0)
+    np.reciprocal(t, out=t)
+    poly = t * np.float32(_CDF_B[0])
+    for coefficient in _CDF_B[1:]:
+        poly += np.float32(coefficient)
+        poly *= t
+    poly *= pdf  # q = Phi(-|x|) <= 1/2
+    np.subtract(np.float32(0.5), poly, out=poly)
+    np.copysign(poly, x, out=poly)
+    poly += np.float32(0.5)  # 1/2 +- (1/2 - q): 1 - q for x >= 0, q for x < 0 (np.where is slower)
+    return poly, pdf
 
 
 class GELUGate(Gate):
@@ -214,9 +226,11 @@ class GELUGate(Gate):
         dz/dx = (1 + t) / 2 + x (1 - t**2) sqrt(2 / pi) (1 + 3 * 0.044715 x**2) / 2,   t = tanh(u)
 
     The exact form needs scipy's erf (the ``transformer`` extra); in float32
-    it uses :func:`erf_float32`'s faster formula, which agrees to float32
-    precision.  Its formulas run over blocks of the arrays (:func:`in_blocks`),
-    which is faster and gives the same numbers.  Caches x and Phi(x) (or t).
+    it uses :func:`normal_cdf_and_pdf_float32`'s faster formula, which agrees
+    to float32 precision and gives phi(x) for the backward too.  Its formulas
+    run over blocks of the arrays (:func:`in_blocks`), which is faster and
+    gives the same numbers.  Caches x and Phi(x) (and phi(x) in float32; t
+    for the tanh form).
     """
 
     symbol = "gelu"
@@ -231,8 +245,11 @@ class GELUGate(Gate):
         if self.approximate == "tanh":
             self.t = np.tanh(_TANH_SCALE * (x + _TANH_CUBIC * x * x * x))
             out = 1.0 + self.t
+        elif x.dtype == np.float32:
+            self.cdf, self.pdf = normal_cdf_and_pdf_float32(x)
+            return x * self.cdf
         else:
-            self.cdf = in_blocks(_normal_cdf, x)
+            self.cdf, self.pdf = in_blocks(_normal_cdf, x), None
             return x * self.cdf
         out *= 0.5
         out *= x
@@ -245,6 +262,8 @@ class GELUGate(Gate):
             inner = _TANH_SCALE * (1.0 + 3.0 * _TANH_CUBIC * x * x)
             local = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * inner
             return (upstream * local,)
+        if self.pdf is not None:  # float32: phi came with Phi
+            return (in_blocks(_gelu_gradient_from_pdf, x, self.cdf, self.pdf, upstream),)
         return (in_blocks(_gelu_gradient, x, self.cdf, upstream),)
 
     def __repr__(self) -> str:
@@ -252,9 +271,8 @@ class GELUGate(Gate):
 
 
 def _normal_cdf(x):
-    """Phi(x) = (1 + erf(x / sqrt(2))) / 2, with :func:`erf_float32`'s formula for float32 x."""
-    scaled = x * (1.0 / math.sqrt(2.0))
-    cdf = _erf_rational(scaled) if x.dtype == np.float32 else erf(scaled)
+    """Phi(x) = (1 + erf(x / sqrt(2))) / 2."""
+    cdf = erf(x * (1.0 / math.sqrt(2.0)))
     cdf += 1.0
     cdf *= 0.5
     return cdf
@@ -267,6 +285,14 @@ def _gelu_gradient(x, cdf, upstream):
     np.exp(local, out=local)
     local *= x
     local *= 1.0 / math.sqrt(2.0 * math.pi)
+    local += cdf
+    local *= upstream
+    return local
+
+
+def _gelu_gradient_from_pdf(x, cdf, pdf, upstream):
+    """upstream * (Phi(x) + x phi(x)) with phi(x) already computed."""
+    local = x * pdf
     local += cdf
     local *= upstream
     return local

@@ -520,38 +520,55 @@ def clip_by_global_norm(grads: Mapping[str, Any], max_norm: float) -> dict[str, 
     """
     c = _positive("clip_by_global_norm", "max_norm", max_norm)
     arrays = _gradient_arrays("clip_by_global_norm", grads)
-    for name, grad in arrays.items():
-        if not np.isfinite(grad).all():
-            raise OptimizerError(
-                f"clip_by_global_norm: the gradient for {name!r} holds NaN or inf, so the gradients have no norm "
-                "to scale; ComputationalGraph(check_finite=True) names the gate that produced it"
-            )
     norm = global_norm(arrays.values())
+    if not math.isfinite(norm):  # the norm of finite gradients never overflows: some gradient is not finite
+        name = next(name for name, grad in arrays.items() if not np.isfinite(grad).all())
+        raise OptimizerError(
+            f"clip_by_global_norm: the gradient for {name!r} holds NaN or inf, so the gradients have no norm "
+            "to scale; ComputationalGraph(check_finite=True) names the gate that produced it"
+        )
     scale = c / norm if norm > c else 1.0
     return {name: np.multiply(grad, scale, dtype=np.result_type(grad)) for name, grad in arrays.items()}
 
 
 def global_norm(arrays: Any) -> float:
-    """sqrt(sum of the squares of every element of every array), in float64, without overflow or underflow.
+    """sqrt(sum of the squares of every element of every array), without overflow or underflow.
 
-    Computed as m * sqrt(sum((g / m) ** 2)) with m the largest magnitude, so
-    no square exceeds the number of elements (as LAPACK's dnrm2 scales): the
-    plain sum of squares of float32 values ~3e19, or float64 ones ~1e160,
-    would be inf.
+    Each array's sum of squares is one float64 dot product (float32 values
+    cannot overflow it).  Where that overflows (float64 values ~1e154) or
+    loses its precision to underflow, the norm is computed again as
+    m * sqrt(sum((g / m) ** 2)), m the largest magnitude, so no square
+    exceeds the number of elements (as LAPACK's dnrm2 scales).
 
     Parameters
     ----------
-    arrays : iterable of arrays or numbers of real, finite values (any shapes)
+    arrays : iterable of arrays or numbers of real values (any shapes)
 
     Returns
     -------
-    float: the norm, 0.0 for all-zero (or no) arrays.
+    float: the norm, 0.0 for all-zero (or no) arrays; inf or NaN if an array holds inf or NaN.
     """
-    arrays = [np.asarray(array, dtype=np.float64) for array in arrays]
-    largest = max((float(np.max(np.abs(array))) for array in arrays if array.size), default=0.0)
-    if largest == 0.0:
-        return 0.0
-    return largest * math.sqrt(sum(float(np.sum(np.square(array / largest))) for array in arrays))
+    flats = [np.asarray(array, dtype=np.float64).reshape(-1) for array in arrays]
+    total = 0.0
+    for flat in flats:
+        with np.errstate(over="ignore"):  # an overflow is caught just below
+            squares = float(np.dot(flat, flat))
+        if not math.isfinite(squares) or (squares < _TINY_SQUARES and flat.any()):
+            return _scaled_norm(flats)  # overflow, NaN or inf, or squares too small to keep their digits
+        total += squares
+    return math.sqrt(total)
+
+
+#: Below this a float64 sum of squares may have lost digits to underflow (the smallest normal / eps).
+_TINY_SQUARES = np.finfo(np.float64).smallest_normal / np.finfo(np.float64).eps
+
+
+def _scaled_norm(flats: list[np.ndarray]) -> float:
+    """:func:`global_norm` scaled by the largest magnitude (float64 arrays)."""
+    largest = max((float(np.max(np.abs(flat))) for flat in flats if flat.size), default=0.0)
+    if largest == 0.0 or not math.isfinite(largest):
+        return largest
+    return largest * math.sqrt(sum(float(np.dot(flat / largest, flat / largest)) for flat in flats))
 
 
 def _gradient_arrays(function: str, grads: Any) -> dict[str, np.ndarray]:
@@ -652,13 +669,16 @@ class AdamW(Adam):
         # In place: m and v are this optimizer's own arrays (state_dict copies them).
         m *= beta1
         m += (1.0 - beta1) * grad
+        square = grad * grad
+        square *= 1.0 - beta2
         v *= beta2
-        v += (1.0 - beta2) * grad * grad
-        denominator = np.sqrt(v)
-        denominator /= math.sqrt(1.0 - beta2**t)
-        denominator += self.eps
-        step_size = self.lr / (1.0 - beta1**t)
-        return (step_size * m) / denominator
+        v += square
+        step = np.sqrt(v)
+        step /= math.sqrt(1.0 - beta2**t)
+        step += self.eps
+        np.divide(m, step, out=step)
+        step *= self.lr / (1.0 - beta1**t)
+        return step
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """As :meth:`Optimizer.state_dict`, plus ``"no_decay"``: the exempt names, sorted."""
