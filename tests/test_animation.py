@@ -60,6 +60,7 @@ def test_branches_are_summed_in_the_last_frame():
     assert "  df/dx = 5 + 6 = 11" in frames[-1].caption  # in the order backward sent them, as explain() writes
 
 
+@pytest.mark.slow
 def test_gif_has_one_frame_per_backward_gate_plus_the_end(tmp_path):
     for name in ("add_multiply", "patterns", "vectorized"):
         g = circuit(name)
@@ -166,6 +167,7 @@ def test_constants_and_data_inputs_get_no_frame():
     assert frames[0].caption[2:] == ["  -> sum: 1 × 2 = 2"]
 
 
+@pytest.mark.slow
 def test_lecture_circuits_writes_one_animation_per_circuit(tmp_path, capsys):
     lecture_circuits.main(["--out", str(tmp_path), "--formats", "", "--animate",
                            "--only", "add_multiply", "--only", "branches"])

@@ -275,6 +275,7 @@ def test_gradient_free_branch_runs_no_backward():
     assert calls == []
 
 
+@pytest.mark.slow
 def test_long_chain_runs_without_recursion():
     g = ComputationalGraph()
     x = g.add_input("x")

@@ -157,6 +157,7 @@ def test_figure_is_a_plain_matplotlib_figure(tmp_path):
     assert figure.axes[2].get_yscale() == "log" and len(figure.axes[2].get_lines()) == 4 + 1  # 4 params + 1e-3
 
 
+@pytest.mark.slow
 def test_train_digits_plot_stats(tmp_path, capsys):
     stats = tmp_path / "stats.png"
     train_digits.main(["--epochs", "2", "--hidden", "16", "--plot-stats", str(stats)])
@@ -178,6 +179,7 @@ def test_init_study_script_checks_its_options_first(tmp_path, capsys):
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_init_study_script_writes_its_figure(tmp_path, capsys):
     out = tmp_path / "study.png"
     monitors = init_study.main(["--layers", "4", "--width", "40", "--batch", "50", "--out", str(out)])

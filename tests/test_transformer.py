@@ -89,6 +89,7 @@ def test_check_gates_names_the_broken_fused_gate_and_nothing_else():
     assert result.wrong == ["gpt.block2.attn.attention"]
 
 
+@pytest.mark.slow
 def test_the_whole_model_against_finite_differences():
     for fused in (True, False):
         g, _ = tiny_gpt(fused=fused, layers=1)
