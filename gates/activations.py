@@ -171,29 +171,28 @@ BLOCK = 65536
 
 
 def in_blocks(function, *arrays, outputs=1):
-    """``function(*arrays)`` for an elementwise function, computed over blocks of ``BLOCK`` values.
+    """An elementwise ``function`` computed over blocks of ``BLOCK`` values, as a ufunc with ``out``.
 
-    The arrays have one shape; the result is a new array of that shape and
-    the first array's dtype (a tuple of ``outputs`` such arrays when the
-    function returns that many), equal element for element to the function
-    on the whole arrays.  A formula of many passes (a polynomial, GELU's
-    gradient) then works on temporaries that stay in the processor's cache:
-    over a whole (12, 64, 512) array at once the same passes take two to
-    three times as long.
+    ``function(*input_blocks, *output_blocks)`` writes its results into the
+    output blocks, as ``np.tanh(x, out)`` does.  The arrays have one shape;
+    the results are new arrays of that shape and the first array's dtype
+    (a tuple of ``outputs`` arrays when there are several), equal element for
+    element to the function on the whole arrays.  A formula of many passes
+    (a polynomial, GELU's gradient) then works on temporaries that stay in
+    the processor's cache: over a whole (12, 64, 512) array at once the same
+    passes take two to three times as long.
     """
     results = [np.empty(arrays[0].shape, dtype=arrays[0].dtype) for _ in range(outputs)]
     flats, flat_results = [np.reshape(array, -1) for array in arrays], [result.reshape(-1) for result in results]
     for start in range(0, flat_results[0].size, BLOCK):
         block = slice(start, start + BLOCK)
-        values = function(*[flat[block] for flat in flats])
-        for flat_result, value in zip(flat_results, values if outputs > 1 else (values,)):
-            flat_result[block] = value
+        function(*[flat[block] for flat in flats], *[flat[block] for flat in flat_results])
     return results[0] if outputs == 1 else tuple(results)
 
 
-def _cdf_and_pdf(x):
-    """:func:`normal_cdf_and_pdf_float32` on one block."""
-    pdf = x * x
+def _cdf_and_pdf(x, cdf, pdf):
+    """:func:`normal_cdf_and_pdf_float32` on one block, written into ``cdf`` and ``pdf``."""
+    np.multiply(x, x, out=pdf)
     pdf *= np.float32(-0.5)
     np.exp(pdf, out=pdf)
     pdf *= np.float32(1.0 / math.sqrt(2.0 * math.pi))
@@ -206,10 +205,9 @@ def _cdf_and_pdf(x):
         poly += np.float32(coefficient)
         poly *= t
     poly *= pdf  # q = Phi(-|x|) <= 1/2
-    np.subtract(np.float32(0.5), poly, out=poly)
-    np.copysign(poly, x, out=poly)
-    poly += np.float32(0.5)  # 1/2 +- (1/2 - q): 1 - q for x >= 0, q for x < 0 (np.where is slower)
-    return poly, pdf
+    np.subtract(np.float32(0.5), poly, out=cdf)
+    np.copysign(cdf, x, out=cdf)
+    cdf += np.float32(0.5)  # 1/2 +- (1/2 - q): 1 - q for x >= 0, q for x < 0 (np.where is slower)
 
 
 class GELUGate(Gate):
@@ -227,10 +225,10 @@ class GELUGate(Gate):
 
     The exact form needs scipy's erf (the ``transformer`` extra); in float32
     it uses :func:`normal_cdf_and_pdf_float32`'s faster formula, which agrees
-    to float32 precision and gives phi(x) for the backward too.  Its formulas
-    run over blocks of the arrays (:func:`in_blocks`), which is faster and
-    gives the same numbers.  Caches x and Phi(x) (and phi(x) in float32; t
-    for the tanh form).
+    to float32 precision.  Forward computes z and the local gradient dz/dx
+    together, over blocks of x (:func:`in_blocks`: faster, the same
+    numbers), since both need Phi and phi; it caches dz/dx, and backward is
+    upstream * dz/dx.
     """
 
     symbol = "gelu"
@@ -241,61 +239,62 @@ class GELUGate(Gate):
         self.approximate = approximate
 
     def forward(self, x):
-        self.x = x
         if self.approximate == "tanh":
-            self.t = np.tanh(_TANH_SCALE * (x + _TANH_CUBIC * x * x * x))
-            out = 1.0 + self.t
-        elif x.dtype == np.float32:
-            self.cdf, self.pdf = normal_cdf_and_pdf_float32(x)
-            return x * self.cdf
+            formula = _gelu_tanh
         else:
-            self.cdf, self.pdf = in_blocks(_normal_cdf, x), None
-            return x * self.cdf
-        out *= 0.5
-        out *= x
+            formula = _gelu_float32 if x.dtype == np.float32 else _gelu_exact
+        out, self.local = in_blocks(formula, x, outputs=2)
         return out
 
     def backward(self, upstream):
-        x = self.x
-        if self.approximate == "tanh":
-            t = self.t
-            inner = _TANH_SCALE * (1.0 + 3.0 * _TANH_CUBIC * x * x)
-            local = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * inner
-            return (upstream * local,)
-        if self.pdf is not None:  # float32: phi came with Phi
-            return (in_blocks(_gelu_gradient_from_pdf, x, self.cdf, self.pdf, upstream),)
-        return (in_blocks(_gelu_gradient, x, self.cdf, upstream),)
+        return (upstream * self.local,)
 
     def __repr__(self) -> str:
         return f'GELUGate(approximate="{self.approximate}")'
 
 
-def _normal_cdf(x):
-    """Phi(x) = (1 + erf(x / sqrt(2))) / 2."""
+def _gelu_exact(x, out, local):
+    """out = x Phi(x) and local = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt(2))) / 2: exact GELU."""
     cdf = erf(x * (1.0 / math.sqrt(2.0)))
     cdf += 1.0
     cdf *= 0.5
-    return cdf
-
-
-def _gelu_gradient(x, cdf, upstream):
-    """upstream * (Phi(x) + x phi(x)), phi(x) = exp(-x**2 / 2) / sqrt(2 pi): exact GELU's backward."""
-    local = x * x
+    np.multiply(x, x, out=local)
     local *= -0.5
     np.exp(local, out=local)
     local *= x
     local *= 1.0 / math.sqrt(2.0 * math.pi)
     local += cdf
-    local *= upstream
-    return local
+    np.multiply(x, cdf, out=out)
 
 
-def _gelu_gradient_from_pdf(x, cdf, pdf, upstream):
-    """upstream * (Phi(x) + x phi(x)) with phi(x) already computed."""
-    local = x * pdf
+def _gelu_float32(x, out, local):
+    """:func:`_gelu_exact` with Phi and phi from :func:`normal_cdf_and_pdf_float32`'s formula."""
+    cdf = np.empty_like(x)
+    _cdf_and_pdf(x, cdf, local)  # local holds phi(x) for now
+    local *= x
     local += cdf
-    local *= upstream
-    return local
+    np.multiply(x, cdf, out=out)
+
+
+def _gelu_tanh(x, out, local):
+    """out = x (1 + t) / 2 and local = dz/dx, t = tanh(sqrt(2 / pi) (x + 0.044715 x**3)): GELU's tanh form."""
+    x_squared = x * x
+    t = x_squared * _TANH_CUBIC
+    t += 1.0
+    t *= x
+    t *= _TANH_SCALE
+    np.tanh(t, out=t)
+    half = t + 1.0
+    half *= 0.5  # (1 + t) / 2
+    np.multiply(t, t, out=local)
+    np.subtract(1.0, local, out=local)
+    local *= x
+    x_squared *= 3.0 * _TANH_CUBIC
+    x_squared += 1.0
+    local *= x_squared
+    local *= 0.5 * _TANH_SCALE
+    local += half
+    np.multiply(x, half, out=out)
 
 
 class SoftmaxGate(Gate):

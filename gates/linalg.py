@@ -22,6 +22,18 @@ def _product(a, b):
     return np.matmul(a, b)
 
 
+def column_sums(x: np.ndarray) -> np.ndarray:
+    """x: (M, H) summed over its M rows, as the product (1, ..., 1) @ x; (H,).
+
+    The bias gradient of a dense layer (and gamma's and beta's of a layer
+    norm).  BLAS's matrix-vector product takes about half the time of
+    ``np.add.reduce(x, axis=0)`` (20 against 45 microseconds for (768, 512)
+    float32): 1.8% of a GPT training iteration with two threads, 2.6% with
+    one (the GPT row of scripts/bench.py).
+    """
+    return np.ones(x.shape[0], dtype=x.dtype) @ x
+
+
 class MatMulGate(Gate):
     """z = x @ W, as np.matmul computes it: matrices, vectors, and stacks of matrices.
 
@@ -117,7 +129,7 @@ class LinearGate(Gate):
     x: (..., D), e.g. (B, T, C);  W: (D, H);  b: (H,);  z: (..., H).
     With the rows of x and of the upstream gradient stacked, x: (M, D), dy: (M, H)::
 
-        dx = dy @ W^T,   dW = x^T @ dy,   db = sum of dy over the M rows
+        dx = dy @ W^T,   dW = x^T @ dy,   db = sum of dy over the M rows (:func:`column_sums`)
 
     The sums over rows are part of the formula (dW is one product of all
     rows), as in the course's affine layer.  Adding b into the product's
@@ -147,5 +159,5 @@ class LinearGate(Gate):
         dy = upstream.reshape(rows.shape[0], W.shape[1])
         dx = _product(dy, W.T).reshape(*upstream.shape[:-1], W.shape[0]) if needs_x else None
         dW = _product(rows.T, dy) if needs_W else None
-        db = np.add.reduce(dy, axis=0) if needs_b else None
+        db = column_sums(dy) if needs_b else None
         return dx, dW, db

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from gates.base import Gate
+from gates.linalg import column_sums
 
 
 class BatchNormGate(Gate):
@@ -221,8 +222,10 @@ class LayerNormGate(Gate):
         dx     = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps),   dx_hat = dy * gamma
 
     dgamma and dbeta are returned with gamma's shape: the sum over rows is
-    part of the formula, as for batch norm.  Row means are products with a
-    vector (:func:`row_mean`).  Caches x_hat, 1 / sqrt(var + eps) and gamma.
+    part of the formula, as for batch norm.  Row means and the sums over rows
+    are products with a vector (:func:`row_mean`,
+    :func:`gates.linalg.column_sums`).  Caches x_hat, 1 / sqrt(var + eps)
+    and gamma.
     """
 
     symbol = "ln"
@@ -255,8 +258,8 @@ class LayerNormGate(Gate):
         needs_x, needs_gamma, needs_beta = self.needs_input_grad or (True, True, True)
         x_hat = self.x_hat
         dy = upstream.reshape(x_hat.shape)
-        dgamma = np.add.reduce(dy * x_hat, axis=0) if needs_gamma else None
-        dbeta = np.add.reduce(dy, axis=0) if needs_beta else None
+        dgamma = column_sums(dy * x_hat) if needs_gamma else None
+        dbeta = column_sums(dy) if needs_beta else None
         dx = None
         if needs_x:
             dx_hat = dy * self.gamma

@@ -30,6 +30,7 @@ import numpy as np
 
 from gates.base import wrong_input_count
 from graph import gate_state
+from graph.allocator import keep_freed_memory
 from graph.errors import (
     BackwardError,
     ConcurrentUseError,
@@ -85,6 +86,7 @@ class ComputationalGraph:
     """
 
     def __init__(self, dtype: Any = np.float64, check_finite: bool = False):
+        keep_freed_memory()  # once per process: see graph.allocator
         self._set_dtype(graph_dtype(dtype))
         #: Parameter values by name: arrays of the graph's dtype, owned by the graph.
         #: Update them in place (``g.params["w"] -= lr * grad``) between passes.

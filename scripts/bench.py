@@ -106,13 +106,27 @@ def not_installed(figure: str, module: str, bound: float | None = None) -> Row:
     return Row(figure, None, bound, detail=f"{module} not installed: {extra}")
 
 
-def interleaved(ours: Callable[[], object], theirs: Callable[[], object], rounds: int, reps: int):
-    """Per-round time ratios ours / theirs, and the median seconds per call of each; warmed up first."""
+#: Seconds to wait before each timed run against torch.  A pool of threads keeps spinning for a while after
+#: its last task (OpenBLAS's for 2**28 cycles, about 0.1 s), taking a core from whoever runs next; both
+#: libraries do it, so each contender starts after the other's threads have gone to sleep.  Without the
+#: wait, the GPT row's rounds split in two: torch after the graph about 1.35 times, the graph after torch
+#: about 2 times as long as the other.
+SETTLE = 0.3
+
+
+def interleaved(ours: Callable[[], object], theirs: Callable[[], object], rounds: int, reps: int,
+                settle: float = 0.0):
+    """Per-round time ratios ours / theirs, and the median seconds per call of each; warmed up first.
+
+    ``settle``: seconds to sleep before each timed run (:data:`SETTLE` where the contenders have their own
+    thread pools).
+    """
     ours(), theirs()
     ratios, times = [], {ours: [], theirs: []}
     for round_number in range(rounds):
         seconds = {}
         for run in (theirs, ours) if round_number % 2 == 0 else (ours, theirs):
+            time.sleep(settle)
             start = time.perf_counter()
             for _ in range(reps):
                 run()
@@ -427,7 +441,7 @@ def layer_row(figure: str, bound: float, gate, torch_layer, x, upstream, params:
             tensor.grad = None
         torch_layer(*tensors).backward(tu)
 
-    ratios, mine, peer = interleaved(ours, theirs, rounds, reps)
+    ratios, mine, peer = interleaved(ours, theirs, rounds, reps, settle=SETTLE)
     return Row(figure, statistics.median(ratios), bound,
                detail=f"{mine * 1e3:.2f} vs {peer * 1e3:.2f} ms; {spread(ratios)} x {reps}")
 
@@ -506,7 +520,7 @@ def bench_lenet_step(quick: bool, filters=(16, 32)) -> list[Row]:
         torch_optimizer.step()
 
     with threads(one=True):
-        ratios, mine, peer = interleaved(ours, theirs, rounds, reps)
+        ratios, mine, peer = interleaved(ours, theirs, rounds, reps, settle=SETTLE)
     return [Row(figure, statistics.median(ratios),
                 detail=f"{mine * 1e3:.1f} vs {peer * 1e3:.1f} ms per step; {spread(ratios)} x {reps}")]
 
@@ -629,7 +643,7 @@ def bench_gpt(quick: bool) -> list[Row]:
     for (figure, one), ours, theirs in [*((figure, "fused", "torch") for figure in figures),
                                         ((f"{name}, 1 thread: composed / fused attention", True), "composed", "fused")]:
         with threads(one):
-            ratios, mine, peer = interleaved(runs[ours], runs[theirs], rounds, 1)
+            ratios, mine, peer = interleaved(runs[ours], runs[theirs], rounds, 1, settle=SETTLE)
         rows.append(Row(figure, statistics.median(ratios), 2.0 if theirs == "torch" else None,
                         detail=f"{mine / iterations * 1e3:.1f} vs {peer / iterations * 1e3:.1f} ms per iteration; "
                                f"{spread(ratios)} x {iterations} iterations"))

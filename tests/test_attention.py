@@ -10,6 +10,7 @@ from scipy import special
 import gates
 from gates.activations import BLOCK, erf, in_blocks, normal_cdf_and_pdf_float32
 from gates.attention import MASKED_SCORE, row_sums
+from gates.linalg import column_sums
 from gates.normalization import row_mean
 from graph import ComputationalGraph
 from graph.errors import GateForwardError
@@ -263,6 +264,15 @@ def test_causal_mask_writes_a_finite_score_that_softmax_turns_into_zero():
 def test_row_sums_by_product_agree_with_numpy_sum():
     x = np.random.default_rng(12).standard_normal((2, 3, 5, 7))
     np.testing.assert_allclose(row_sums(x), x.sum(axis=-1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_column_sums_by_product_agree_with_numpy_sum(dtype):
+    x = np.random.default_rng(16).standard_normal((768, 5)).astype(dtype)
+    sums = column_sums(x)
+    assert sums.dtype == dtype and sums.shape == (5,)
+    np.testing.assert_allclose(sums, x.astype(np.float64).sum(axis=0), rtol=1e-12 if dtype == np.float64 else 1e-5)
+    np.testing.assert_array_equal(column_sums(np.zeros((0, 3), dtype)), np.zeros(3))
 
 
 def test_attention_rejects_mismatched_q_k_v():
