@@ -106,21 +106,14 @@ def not_installed(figure: str, module: str, bound: float | None = None) -> Row:
     return Row(figure, None, bound, detail=f"{module} not installed: {extra}")
 
 
-#: Seconds to wait before each timed run against torch.  A pool of threads keeps spinning for a while after
-#: its last task (OpenBLAS's for 2**28 cycles, about 0.1 s), taking a core from whoever runs next; both
-#: libraries do it, so each contender starts after the other's threads have gone to sleep.  Without the
-#: wait, the GPT row's rounds split in two: torch after the graph about 1.35 times, the graph after torch
-#: about 2 times as long as the other.
+#: Seconds to sleep before each timed run against torch: idle threads spin on a while after their last task
+#: (OpenBLAS's about 0.1 s), taking a core from whoever runs next (docs/performance.md).
 SETTLE = 0.3
 
 
-def interleaved(ours: Callable[[], object], theirs: Callable[[], object], rounds: int, reps: int,
-                settle: float = 0.0):
-    """Per-round time ratios ours / theirs, and the median seconds per call of each; warmed up first.
-
-    ``settle``: seconds to sleep before each timed run (:data:`SETTLE` where the contenders have their own
-    thread pools).
-    """
+def interleaved(ours: Callable[[], object], theirs: Callable[[], object], rounds: int, reps: int, settle=0.0):
+    """Per-round time ratios ours / theirs, and the median seconds per call of each; warmed up first,
+    ``settle`` seconds of sleep before each timed run."""
     ours(), theirs()
     ratios, times = [], {ours: [], theirs: []}
     for round_number in range(rounds):
