@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from gates.base import Gate
+from gates.linalg import row_sums
 
 #: What CausalMaskGate writes where a query may not look.  Finite, unlike
 #: PyTorch's -inf, so that finite differences and ``check_finite`` work;
@@ -114,12 +115,6 @@ class ScaledDotProductAttentionGate(Gate):
 
     def __repr__(self) -> str:
         return f"ScaledDotProductAttentionGate(causal={self.causal})"
-
-
-def row_sums(x: np.ndarray) -> np.ndarray:
-    """x summed over its last axis, as one matrix-vector product with ones (faster for short rows); x.shape[:-1]."""
-    S = x.shape[-1]
-    return (x.reshape(-1, S) @ np.ones(S, dtype=x.dtype)).reshape(x.shape[:-1])
 
 
 def softmax_in_place(scores: np.ndarray) -> np.ndarray:

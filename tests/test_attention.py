@@ -9,9 +9,8 @@ from scipy import special
 
 import gates
 from gates.activations import BLOCK, erf, in_blocks, normal_cdf_and_pdf_float32
-from gates.attention import MASKED_SCORE, row_sums
-from gates.linalg import column_sums
-from gates.normalization import row_mean
+from gates.attention import MASKED_SCORE
+from gates.linalg import column_sums, row_mean, row_sums
 from graph import ComputationalGraph
 from graph.errors import GateForwardError
 
