@@ -1,4 +1,4 @@
-"""Linear algebra: matrix multiplication, of matrices and of stacks of matrices."""
+"""Linear algebra: matrix multiplication, of matrices and of stacks of matrices, and sums as products with ones."""
 
 from __future__ import annotations
 
