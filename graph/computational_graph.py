@@ -174,6 +174,24 @@ class ComputationalGraph:
         gate.graph_node = node
         return node
 
+    @contextlib.contextmanager
+    def all_or_nothing(self) -> Iterator[None]:
+        """Add several nodes as one step: if the block raises, the nodes it added are taken out again.
+
+        ``with g.all_or_nothing(): ...`` leaves the graph as it was before
+        the block (names, parameters, constants, output) when an exception
+        escapes it, so a block refused halfway, by a name already taken or
+        sizes that do not fit, leaves no part of itself behind.  Every
+        function of :mod:`graph.layers` builds inside one.  A node taken out
+        is in no graph: giving it to this graph again raises GraphBuildError.
+        """
+        start, output = len(self._nodes), self._output
+        try:
+            yield
+        except BaseException:
+            self._take_out_nodes_from(start, output)
+            raise
+
     @property
     def output(self) -> Node | None:
         """The node whose value forward returns: the last gate added unless set."""
@@ -189,7 +207,7 @@ class ComputationalGraph:
         if isinstance(node_or_name, Node):
             if node_or_name.graph is not self:
                 raise GraphBuildError(f"node {node_or_name.name!r} belongs to another graph")
-            return node_or_name
+            return self._still_here(node_or_name)
         if isinstance(node_or_name, str):
             found = self._by_name.get(node_or_name)
             if found is None:
@@ -586,6 +604,33 @@ class ComputationalGraph:
         self._forget_last_pass("run forward first")
         return node
 
+    def _take_out_nodes_from(self, start: int, output: Node | None) -> None:
+        """Undo every node added since there were ``start`` of them (see all_or_nothing)."""
+        added = self._nodes[start:]
+        if not added:
+            return
+        del self._nodes[start:]
+        names = [node.name for node in added]
+        for node in added:
+            del self._by_name[node.name]
+            if node.kind is PARAM:
+                self.params.pop(node.name, None)
+            for kept in (self._constants, self._read_only_views, self._record_arrays):
+                kept.pop(node.index, None)
+            if node.gate is not None:
+                node.gate.graph_node = None  # the gate may be added again
+        self._digraph.remove_nodes_from([name for name in names if name in self._digraph])
+        self._output = output
+        self._schedule = None
+
+    def _still_here(self, node: Node) -> Node:
+        """node, unless all_or_nothing took it out again."""
+        if node.index >= len(self._nodes) or self._nodes[node.index] is not node:
+            raise GraphBuildError(
+                f"node {node.name!r} is no longer in this graph: the all_or_nothing() block that added it raised"
+            )
+        return node
+
     def _forget_last_pass(self, why: str) -> None:
         self._values = self._grads = self._sent = self._pass_thread = self._pass_training = None
         self._why_no_values = why
@@ -621,7 +666,7 @@ class ComputationalGraph:
         if type(item) is Node or isinstance(item, Node):
             if item.graph is not self:
                 raise GraphBuildError(f"{gate_name}: input node {item.name!r} belongs to another graph")
-            return item
+            return self._still_here(item)
         if isinstance(item, str):
             if item not in self._by_name:
                 raise GraphBuildError(f"{gate_name}: this graph has no node named {item!r}{_suggest(item, self._by_name)}")

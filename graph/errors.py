@@ -14,6 +14,10 @@ class GraphBuildError(GraphError, ValueError):
     """A graph cannot be built as asked: unknown or duplicate name, foreign node, reused gate."""
 
 
+class GraphBuildTypeError(GraphBuildError, TypeError):
+    """A graph or layer was given something of the wrong type to build with: text for a size, a legacy RandomState."""
+
+
 class OperandError(GraphError, TypeError):
     """An operator on a node got an operand it cannot take: a node or text as an exponent, say."""
 

@@ -17,7 +17,7 @@ from gates import (
     MaxPool2DGate,
     ReshapeGate,
 )
-from graph import ComputationalGraph
+from graph import ComputationalGraph, GraphBuildError
 from graph.checking import check_gate, gradcheck
 from graph.layers import batch_norm, conv2d, dense, dropout, flatten, max_pool2d
 
@@ -449,8 +449,10 @@ def test_dropout_layers_draw_different_masks_that_repeat_with_the_seed():
 def test_layer_errors():
     g = ComputationalGraph()
     x = g.add_input("x")
-    with pytest.raises(ValueError, match="conv2d 'c': channels and kernel size must be positive"):
+    with pytest.raises(GraphBuildError, match="conv2d 'c': in_channels must be a positive integer, got 0"):
         conv2d(g, x, 0, 4, 3, "c", np.random.default_rng(0))
+    with pytest.raises(GraphBuildError, match="conv2d 'c': kernel_width must be a positive integer, got 0"):
+        conv2d(g, x, 1, 4, (3, 0), "c", np.random.default_rng(0))
     with pytest.raises(TypeError, match="numpy.random.Generator"):
         conv2d(g, x, 1, 4, 3, "c", 0)
     with pytest.raises(ValueError, match="stride"):

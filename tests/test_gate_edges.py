@@ -237,16 +237,26 @@ def max_pool_gradient_reference(x, upstream, size, stride):
     return dx
 
 
+@pytest.mark.parametrize("shape", [(2, 2, 7, 8), (2, 2, 6, 6)])  # a border left over; windows tiling x
 @pytest.mark.parametrize("size, stride", [(2, 2), (3, 3), (2, 3), (3, 2), (2, 1)])
-def test_max_pool_gradient_is_the_window_by_window_formula(size, stride):
+def test_max_pool_gradient_is_the_window_by_window_formula(size, stride, shape):
     """Windows apart (stride >= size) write each slice once; overlapping ones add: both give the formula."""
     rng = np.random.default_rng(4)
-    x = rng.integers(0, 3, (2, 2, 7, 8)).astype(np.float64)  # small integers: many ties
+    x = rng.integers(0, 3, shape).astype(np.float64)  # small integers: many ties
     gate = MaxPool2DGate(size, stride)
     out = gate.forward(x)
     upstream = rng.standard_normal(out.shape)
     (dx,) = gate.backward(upstream)
     np.testing.assert_allclose(dx, max_pool_gradient_reference(x, upstream, size, stride), rtol=1e-12, atol=1e-15)
+
+
+def test_max_pool_counts_ties_beyond_255_in_one_window():
+    """A 16 x 16 window of equal values has 256 maxima: the count must not wrap around in a byte."""
+    gate = MaxPool2DGate(16)
+    gate.forward(np.zeros((1, 2, 16, 16)))
+    (dx,) = gate.backward(np.array([[[[256.0]], [[512.0]]]]))
+    np.testing.assert_array_equal(dx[0, 0], np.ones((16, 16)))
+    np.testing.assert_array_equal(dx[0, 1], np.full((16, 16), 2.0))
 
 
 @pytest.mark.parametrize("gate, expected_x, expected_y", [

@@ -1,12 +1,14 @@
 """Initializers, dense layers and MLPs built from gates."""
 
+import re
+
 import numpy as np
 import pytest
 
 from gates import MatMulGate, ReLUGate, TanhGate
-from graph import ComputationalGraph, GateForwardError
+from graph import ComputationalGraph, GateForwardError, GraphBuildError, GraphBuildTypeError
 from graph.checking import numerical_gradient
-from graph.layers import dense, he_normal, mlp, xavier_uniform
+from graph.layers import dense, gpt, he_normal, layer_norm, linear, lstm, mlp, transformer_block, xavier_uniform
 
 
 def test_he_normal_statistics():
@@ -90,10 +92,73 @@ def test_dense_of_the_wrong_width_fails_at_the_matmul():
 
 
 def test_dense_rejects_unknown_init_and_empty_sizes():
-    with pytest.raises(ValueError, match=r"dense 'fc': unknown init 'glorot'; choose one of he, xavier"):
+    with pytest.raises(GraphBuildError, match=r"dense 'fc': unknown init 'glorot'; choose one of he, xavier"):
         dense_graph(init="glorot")
-    with pytest.raises(ValueError, match=r"dense 'fc': sizes must be positive, got 3 -> 0"):
+    with pytest.raises(GraphBuildError, match=r"dense 'fc': out_features must be a positive integer, got 0"):
         dense_graph(H=0)
+    with pytest.raises(GraphBuildTypeError, match=r"dense 'fc': out_features must be a positive integer, got '2'"):
+        dense_graph(H="2")
+
+
+def builds(layer, *args, **kwargs):
+    """A graph with inputs 'x' and 'tokens' (and whatever ``layer`` adds to it), for the tests below."""
+    g = ComputationalGraph()
+    g.add_input("x")
+    g.add_input("tokens", requires_grad=False)
+    return g, lambda: layer(g, *args, **kwargs)
+
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.mark.parametrize("layer, args, kwargs, error, words", [
+    (gpt, ("tokens",), dict(vocab=10, layers=2, heads=3, width=10, context=8, rng=RNG), GraphBuildError,
+     "gpt 'gpt': heads (3) must divide the width (10)"),
+    (transformer_block, ("x", 10, 3, "block", RNG), {}, GraphBuildError,
+     "causal_self_attention 'block.attn': heads (3) must divide the width (10)"),
+    (mlp, ("x", [3, 4, 5, 6], RNG), dict(name="fc"), GraphBuildError, "already has a node named 'fc3.W'"),
+    (lstm, ("x", "x", "x", 3, 4, 2, RNG), dict(name="lstm"), GraphBuildError, "already has a node named 'lstm.h1'"),
+    (dense, ("x", 3, 4.0, "fc", RNG), {}, GraphBuildTypeError, "out_features must be a positive integer, got 4.0"),
+    (linear, ("x", 3, 4, "fc", np.random.RandomState(0)), {}, GraphBuildTypeError, "got RandomState"),
+    (layer_norm, (None, "x", 4, "ln"), {}, GraphBuildTypeError, "layer_norm adds to a ComputationalGraph, got NoneType"),
+])
+def test_a_layer_refused_halfway_leaves_the_graph_as_it_was(layer, args, kwargs, error, words):
+    """Each layer builds inside g.all_or_nothing(): the nodes it added before the error are taken out again."""
+    if layer is layer_norm:  # not given a graph at all
+        with pytest.raises(error, match=re.escape(words)):
+            layer(*args, **kwargs)
+        return
+    g, build = builds(layer, *args, **kwargs)
+    if layer is mlp:
+        g.add_param("fc3.W", np.zeros((5, 6)))  # the third layer's name is taken: the first two were built
+    if layer is lstm:
+        g.add_param("lstm.h1", np.zeros(4))  # the first hidden state's name is taken
+    before = (list(g.nodes), dict(g.params), g.output)
+    with pytest.raises(error, match=re.escape(words)):
+        build()
+    assert (list(g.nodes), dict(g.params), g.output) == before
+    assert set(g.digraph.nodes) == {node.name for node in g.nodes}
+    # and the graph keeps working: the same layer, named so that it fits, builds and runs
+    h = dense(g, "x", 3, 2, "fc1", np.random.default_rng(1))
+    g.forward({"x": np.ones((2, 3)), "tokens": np.zeros((2, 3))})
+    assert g.backward(np.ones((2, 2)))["fc1.W"].shape == (3, 2) and g.output is h
+
+
+def test_a_node_taken_out_by_all_or_nothing_cannot_be_used_again():
+    g = ComputationalGraph()
+    x = g.add_input("x")
+    gate = ReLUGate()
+    with pytest.raises(RuntimeError, match="boom"):
+        with g.all_or_nothing():
+            y = g.add_gate(gate, x * 2.0, name="y")
+            raise RuntimeError("boom")
+    assert [node.name for node in g.nodes] == ["x"] and g.output is None
+    with pytest.raises(GraphBuildError, match="'y' is no longer in this graph"):
+        y + 1.0
+    with pytest.raises(GraphBuildError, match="'y' is no longer in this graph"):
+        g.node(y)
+    z = g.add_gate(gate, x, name="y")  # the name and the gate are free again
+    assert g.forward({"x": -1.0}) == 0.0 and g.output is z
 
 
 def test_mlp_layers_and_names():

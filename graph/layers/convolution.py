@@ -22,10 +22,11 @@ import numpy as np
 
 from gates import AvgPool2DGate, BatchNormGate, Conv2DGate, DropoutGate, FlattenGate, MaxPool2DGate
 from graph.computational_graph import ComputationalGraph
-from graph.layers.dense import check_rng
+from graph.layers.building import check_rng, check_sizes, one_step
 from graph.node import Node
 
 
+@one_step
 def conv2d(
     g: ComputationalGraph,
     x: Node,
@@ -61,11 +62,7 @@ def conv2d(
     """
     check_rng(rng)
     HH, WW = (kernel_size, kernel_size) if np.ndim(kernel_size) == 0 else tuple(kernel_size)
-    if min(in_channels, out_channels, HH, WW) < 1:
-        raise ValueError(
-            f"conv2d {name!r}: channels and kernel size must be positive, got {in_channels} -> {out_channels} "
-            f"channels, kernel {HH} x {WW}"
-        )
+    check_sizes("conv2d", name, in_channels=in_channels, out_channels=out_channels, kernel_height=HH, kernel_width=WW)
     gate = Conv2DGate(stride, padding)  # checks stride and padding before anything is added
     fan_in = in_channels * HH * WW
     w = g.add_param(f"{name}.w", rng.normal(0.0, np.sqrt(2.0 / fan_in), size=(out_channels, in_channels, HH, WW)))
@@ -73,6 +70,7 @@ def conv2d(
     return g.add_gate(gate, x, w, b, name=name)
 
 
+@one_step
 def max_pool2d(
     g: ComputationalGraph, x: Node, size: int = 2, stride: int | None = None, name: str | None = None
 ) -> Node:
@@ -80,6 +78,7 @@ def max_pool2d(
     return g.add_gate(MaxPool2DGate(size, stride), x, name=name)
 
 
+@one_step
 def avg_pool2d(
     g: ComputationalGraph, x: Node, size: int = 2, stride: int | None = None, name: str | None = None
 ) -> Node:
@@ -87,6 +86,7 @@ def avg_pool2d(
     return g.add_gate(AvgPool2DGate(size, stride), x, name=name)
 
 
+@one_step
 def batch_norm(
     g: ComputationalGraph, x: Node, num_features: int, name: str, momentum: float = 0.9, eps: float = 1e-5
 ) -> Node:
@@ -104,14 +104,14 @@ def batch_norm(
     momentum, eps : float
         As for BatchNormGate.
     """
-    if num_features < 1:
-        raise ValueError(f"batch_norm {name!r}: num_features must be positive, got {num_features}")
+    check_sizes("batch_norm", name, num_features=num_features)
     gate = BatchNormGate(momentum, eps, num_features=num_features)
     gamma = g.add_param(f"{name}.gamma", np.ones(num_features))
     beta = g.add_param(f"{name}.beta", np.zeros(num_features))
     return g.add_gate(gate, x, gamma, beta, name=name)
 
 
+@one_step
 def dropout(g: ComputationalGraph, x: Node, p: float, rng: np.random.Generator, name: str | None = None) -> Node:
     """Add inverted dropout (a :class:`~gates.DropoutGate`) dropping with probability p in training; return its output.
 
@@ -123,6 +123,7 @@ def dropout(g: ComputationalGraph, x: Node, p: float, rng: np.random.Generator, 
     return g.add_gate(DropoutGate(p, own), x, name=name)
 
 
+@one_step
 def flatten(g: ComputationalGraph, x: Node, name: str | None = None) -> Node:
     """Add a :class:`~gates.FlattenGate`: (N, C, H, W) -> (N, C H W), for a dense layer after convolutions."""
     return g.add_gate(FlattenGate(), x, name=name)

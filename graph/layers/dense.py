@@ -26,6 +26,8 @@ import numpy as np
 
 from gates import AddGate, Gate, MatMulGate, ReLUGate
 from graph.computational_graph import ComputationalGraph
+from graph.errors import GraphBuildError
+from graph.layers.building import check_rng, check_sizes, one_step
 from graph.node import Node
 
 
@@ -56,6 +58,7 @@ INITIALIZERS: dict[str, Callable[[int, int, np.random.Generator], np.ndarray]] =
 }
 
 
+@one_step
 def dense(
     g: ComputationalGraph,
     x: Node,
@@ -88,21 +91,21 @@ def dense(
 
     Raises
     ------
-    ValueError
-        For an unknown ``init`` or sizes that are not positive.
-    TypeError
-        If ``rng`` is not a numpy Generator.
+    GraphBuildError
+        For an unknown ``init`` or sizes that are not positive (a
+        GraphBuildTypeError for sizes that are not whole numbers or an
+        ``rng`` that is not a numpy Generator).  The graph is left as it was.
     """
     if init not in INITIALIZERS:
-        raise ValueError(f"dense {name!r}: unknown init {init!r}; choose one of {', '.join(INITIALIZERS)}")
-    if in_features < 1 or out_features < 1:
-        raise ValueError(f"dense {name!r}: sizes must be positive, got {in_features} -> {out_features}")
+        raise GraphBuildError(f"dense {name!r}: unknown init {init!r}; choose one of {', '.join(INITIALIZERS)}")
+    check_sizes("dense", name, in_features=in_features, out_features=out_features)
     W = g.add_param(f"{name}.W", INITIALIZERS[init](in_features, out_features, rng))
     b = g.add_param(f"{name}.b", np.zeros(out_features))
     xW = g.add_gate(MatMulGate(), x, W, name=f"{name}.xW")
     return g.add_gate(AddGate(), xW, b, name=name)
 
 
+@one_step
 def mlp(
     g: ComputationalGraph,
     x: Node,
@@ -135,29 +138,10 @@ def mlp(
     Node: the scores (N, sizes[-1]), before any softmax.
     """
     if len(sizes) < 2:
-        raise ValueError(f"mlp needs at least an input and an output size, got sizes {list(sizes)}")
+        raise GraphBuildError(f"mlp needs at least an input and an output size, got sizes {list(sizes)}")
     out = x
     for layer, (D, H) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         out = dense(g, out, D, H, f"{name}{layer}", rng, init)
         if layer < len(sizes) - 1:
             out = g.add_gate(activation(), out, name=f"{name}{layer}.act")
     return out
-
-
-def check_rng(rng: object) -> None:
-    """Refuse anything but a numpy Generator, the one way layers draw their initial weights.
-
-    Parameters
-    ----------
-    rng : object
-        Should be a ``numpy.random.Generator``, e.g. ``np.random.default_rng(0)``.
-
-    Raises
-    ------
-    TypeError
-        For anything else (the legacy ``np.random`` module or a ``RandomState`` included).
-    """
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"expected a numpy.random.Generator such as np.random.default_rng(0), got {type(rng).__name__}"
-        )

@@ -45,12 +45,14 @@ from gates import (
     TanhGate,
 )
 from graph.computational_graph import ComputationalGraph
+from graph.layers.building import check_sizes, one_step
 from graph.layers.dense import xavier_uniform
 from graph.node import Node
 
 NodeLike = Node | str
 
 
+@one_step
 def rnn(
     g: ComputationalGraph,
     x: NodeLike,
@@ -95,7 +97,7 @@ def rnn(
     (hs, h_last): the T hidden states, each (N, H), and the last one
     (``hs[-1]``), to feed as the next chunk's ``h0``.
     """
-    _check_sizes("rnn", name, input_size, hidden_size, steps)
+    check_sizes("rnn", name, input_size=input_size, hidden_size=hidden_size, steps=steps)
     Wx = g.add_param(f"{name}.Wx", xavier_uniform(input_size, hidden_size, rng))
     Wh = g.add_param(f"{name}.Wh", xavier_uniform(hidden_size, hidden_size, rng))
     b = g.add_param(f"{name}.b", np.zeros((1, hidden_size)))
@@ -108,6 +110,7 @@ def rnn(
     return hs, h
 
 
+@one_step
 def lstm(
     g: ComputationalGraph,
     x: NodeLike,
@@ -149,7 +152,7 @@ def lstm(
     (hs, h_last, c_last): the T hidden states (N, H), the last hidden state
     and the last cell state, to feed as the next chunk's ``h0`` and ``c0``.
     """
-    _check_sizes("lstm", name, input_size, hidden_size, steps)
+    check_sizes("lstm", name, input_size=input_size, hidden_size=hidden_size, steps=steps)
     H = hidden_size
     Wx = g.add_param(f"{name}.Wx", xavier_uniform(input_size, 4 * H, rng))
     Wh = g.add_param(f"{name}.Wh", xavier_uniform(H, 4 * H, rng))
@@ -189,8 +192,3 @@ def _pre_activation(g, xWx, h, Wh, b, name, t) -> Node:
     hWh = g.add_gate(MatMulGate(), h, Wh, name=f"{name}.hWh{t}")
     return g.add_gate(AddGate(), g.add_gate(AddGate(), xWx, hWh), b, name=f"{name}.a{t}")
 
-
-def _check_sizes(layer: str, name: str, input_size: int, hidden_size: int, steps: int) -> None:
-    for what, value in (("input_size", input_size), ("hidden_size", hidden_size), ("steps", steps)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{layer} {name!r}: {what} must be a positive integer, got {value!r}")

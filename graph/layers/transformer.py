@@ -56,6 +56,8 @@ from gates import (
     UnflattenGate,
 )
 from graph.computational_graph import ComputationalGraph
+from graph.errors import GraphBuildError
+from graph.layers.building import check_rng, check_sizes, one_step
 from graph.node import Node
 
 NodeLike = Node | str
@@ -64,6 +66,7 @@ NodeLike = Node | str
 INIT_STD = 0.02
 
 
+@one_step
 def linear(
     g: ComputationalGraph,
     x: NodeLike,
@@ -94,12 +97,13 @@ def linear(
     -------
     Node: (..., out_features).
     """
-    _check_rng(rng)
+    check_rng(rng)
     W = g.add_param(f"{name}.W", rng.normal(0.0, std, size=(in_features, out_features)))
     b = g.add_param(f"{name}.b", np.zeros(out_features))
     return g.add_gate(LinearGate(), x, W, b, name=name)
 
 
+@one_step
 def layer_norm(g: ComputationalGraph, x: NodeLike, width: int, name: str, eps: float = 1e-5) -> Node:
     """Layer normalization over the last axis, with a learned scale and shift (:class:`gates.LayerNormGate`).
 
@@ -120,12 +124,13 @@ def layer_norm(g: ComputationalGraph, x: NodeLike, width: int, name: str, eps: f
     -------
     Node: x's shape.
     """
-    _check_positive("layer_norm", name, width=width)
+    check_sizes("layer_norm", name, width=width)
     gamma = g.add_param(f"{name}.gamma", np.ones(width))
     beta = g.add_param(f"{name}.beta", np.zeros(width))
     return g.add_gate(LayerNormGate(eps), x, gamma, beta, name=name)
 
 
+@one_step
 def causal_self_attention(
     g: ComputationalGraph,
     x: NodeLike,
@@ -172,12 +177,10 @@ def causal_self_attention(
 
     Raises
     ------
-    ValueError
-        If the sizes are not positive or H does not divide C.
+    GraphBuildError
+        If the sizes are not positive or H does not divide C; the graph is left as it was.
     """
-    _check_positive("causal_self_attention", name, width=width, heads=heads)
-    if width % heads:
-        raise ValueError(f"causal_self_attention {name!r}: heads ({heads}) must divide the width ({width})")
+    check_heads("causal_self_attention", name, width, heads)
     D = width // heads
     per_head = {}
     for part in ("q", "k", "v"):
@@ -201,6 +204,7 @@ def causal_self_attention(
     return linear(g, merged, width, width, f"{name}.proj", rng, std=proj_std)
 
 
+@one_step
 def transformer_block(
     g: ComputationalGraph,
     x: NodeLike,
@@ -250,6 +254,7 @@ def transformer_block(
     return g.add_gate(AddGate(), x, out, name=name)
 
 
+@one_step
 def embeddings(
     g: ComputationalGraph,
     tokens: NodeLike,
@@ -278,8 +283,8 @@ def embeddings(
     (embedded, tokens_table): the (B, T, C) node and the token table's
     parameter node, for an output head that shares it.
     """
-    _check_positive("embeddings", name, vocab=vocab, width=width, context=context)
-    _check_rng(rng)
+    check_sizes("embeddings", name, vocab=vocab, width=width, context=context)
+    check_rng(rng)
     table = g.add_param(f"{name}.tokens.table", rng.normal(0.0, INIT_STD, size=(vocab, width)))
     positions_table = g.add_param(f"{name}.positions.table", rng.normal(0.0, INIT_STD, size=(context, width)))
     token_vectors = g.add_gate(EmbeddingGate(), tokens, table, name=f"{name}.tokens")
@@ -287,6 +292,7 @@ def embeddings(
     return g.add_gate(AddGate(), token_vectors, position_vectors, name=f"{name}.embedded"), table
 
 
+@one_step
 def gpt(
     g: ComputationalGraph,
     tokens: NodeLike,
@@ -329,7 +335,8 @@ def gpt(
     (logits, loss): the (B, T, V) scores of the next token (``{name}.logits``)
     and the loss node (None without targets).
     """
-    _check_positive("gpt", name, layers=layers)
+    check_sizes("gpt", name, layers=layers)
+    check_heads("gpt", name, width, heads)  # before any weight is drawn from rng
     x, table = embeddings(g, tokens, vocab, width, context, name, rng)
     proj_std = INIT_STD / math.sqrt(2 * layers)
     for layer in range(1, layers + 1):
@@ -344,14 +351,8 @@ def gpt(
     return logits, g.add_gate(SoftmaxCrossEntropyGate(), rows, labels, name=f"{name}.loss")
 
 
-def _check_rng(rng: object) -> None:
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(
-            f"expected a numpy.random.Generator such as np.random.default_rng(0), got {type(rng).__name__}"
-        )
-
-
-def _check_positive(layer: str, name: str, **sizes: int) -> None:
-    for what, value in sizes.items():
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{layer} {name!r}: {what} must be a positive integer, got {value!r}")
+def check_heads(layer: str, name: str, width: int, heads: int) -> None:
+    """Refuse sizes that are not positive, or heads that do not divide the width (GraphBuildError)."""
+    check_sizes(layer, name, width=width, heads=heads)
+    if width % heads:
+        raise GraphBuildError(f"{layer} {name!r}: heads ({heads}) must divide the width ({width})")
