@@ -72,9 +72,11 @@ class MaxPool2DGate(_Pool2D):
 
     def forward(self, x):
         H_out, W_out = self._output_size(x)
-        out = None
-        for _, _, index in self._slices(H_out, W_out):
-            out = x[index].copy() if out is None else np.maximum(out, x[index], out=out)
+        windows = [x[index] for _, _, index in self._slices(H_out, W_out)]
+        # The first two offsets make the new array (a copy of the first alone would be one more pass).
+        out = windows[0].copy() if len(windows) == 1 else np.maximum(windows[0], windows[1])
+        for window in windows[2:]:
+            np.maximum(out, window, out=out)
         self.x, self.out = x, out
         return out
 
@@ -131,9 +133,10 @@ class AvgPool2DGate(_Pool2D):
     def forward(self, x):
         H_out, W_out = self._output_size(x)
         self.x_shape = x.shape
-        out = None
-        for _, _, index in self._slices(H_out, W_out):
-            out = x[index].copy() if out is None else np.add(out, x[index], out=out)
+        windows = [x[index] for _, _, index in self._slices(H_out, W_out)]
+        out = windows[0].copy() if len(windows) == 1 else np.add(windows[0], windows[1])
+        for window in windows[2:]:
+            np.add(out, window, out=out)
         out *= 1.0 / self.size**2  # a python float keeps float32 float32
         return out
 

@@ -758,21 +758,23 @@ class WarmupCosine:
 
     Raises
     ------
-    ValueError
-        A value out of range (TypeError for one that is not a number).
+    OptimizerError
+        A value out of range (OptimizerTypeError for one that is not a number).
     """
 
     def __init__(self, lr: float, warmup: int, decay: int, min_lr: float = 0.0):
         self.lr = _positive("WarmupCosine", "lr", lr)
         for what, value in (("warmup", warmup), ("decay", decay)):
-            if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)) or value < 0:
-                raise ValueError(f"WarmupCosine: {what} must be a whole number >= 0, got {value!r}")
+            if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+                raise OptimizerTypeError(f"WarmupCosine: {what} must be a whole number >= 0, got {value!r}")
+            if value < 0:
+                raise OptimizerError(f"WarmupCosine: {what} must be a whole number >= 0, got {value!r}")
         if decay <= warmup:
-            raise ValueError(f"WarmupCosine: decay ({decay}) must come after the warmup ({warmup})")
+            raise OptimizerError(f"WarmupCosine: decay ({decay}) must come after the warmup ({warmup})")
         if not isinstance(min_lr, numbers.Real) or isinstance(min_lr, (bool, np.bool_)):
-            raise TypeError(f"WarmupCosine: min_lr must be a number, got {min_lr!r}")
+            raise OptimizerTypeError(f"WarmupCosine: min_lr must be a number, got {min_lr!r}")
         if not 0.0 <= min_lr <= self.lr:
-            raise ValueError(f"WarmupCosine: min_lr must be from 0 to lr ({self.lr:g}), got {min_lr!r}")
+            raise OptimizerError(f"WarmupCosine: min_lr must be from 0 to lr ({self.lr:g}), got {min_lr!r}")
         self.warmup, self.decay, self.min_lr = int(warmup), int(decay), float(min_lr)
 
     def __call__(self, iteration: int) -> float:

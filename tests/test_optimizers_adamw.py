@@ -181,11 +181,12 @@ def test_warmup_cosine_follows_nanogpts_get_lr():
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"lr": 0, "warmup": 1, "decay": 5}, ValueError, r"lr must be > 0"),
-        ({"lr": 1, "warmup": -1, "decay": 5}, ValueError, r"warmup must be a whole number >= 0, got -1"),
-        ({"lr": 1, "warmup": 5, "decay": 5}, ValueError, r"decay \(5\) must come after the warmup \(5\)"),
-        ({"lr": 1, "warmup": 1, "decay": 5, "min_lr": 2}, ValueError, r"min_lr must be from 0 to lr"),
-        ({"lr": 1, "warmup": 1.5, "decay": 5}, ValueError, r"warmup must be a whole number"),
+        ({"lr": 0, "warmup": 1, "decay": 5}, OptimizerError, r"lr must be > 0"),
+        ({"lr": 1, "warmup": -1, "decay": 5}, OptimizerError, r"warmup must be a whole number >= 0, got -1"),
+        ({"lr": 1, "warmup": 5, "decay": 5}, OptimizerError, r"decay \(5\) must come after the warmup \(5\)"),
+        ({"lr": 1, "warmup": 1, "decay": 5, "min_lr": 2}, OptimizerError, r"min_lr must be from 0 to lr"),
+        ({"lr": 1, "warmup": 1.5, "decay": 5}, OptimizerTypeError, r"warmup must be a whole number"),
+        ({"lr": 1, "warmup": 1, "decay": 5, "min_lr": "0"}, OptimizerTypeError, r"min_lr must be a number"),
     ],
 )
 def test_bad_schedules_are_refused(kwargs, error, message):
