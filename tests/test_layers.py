@@ -120,6 +120,7 @@ RNG = np.random.default_rng(0)
     (lstm, ("x", "x", "x", 3, 4, 2, RNG), dict(name="lstm"), GraphBuildError, "already has a node named 'lstm.h1'"),
     (dense, ("x", 3, 4.0, "fc", RNG), {}, GraphBuildTypeError, "out_features must be a positive integer, got 4.0"),
     (linear, ("x", 3, 4, "fc", np.random.RandomState(0)), {}, GraphBuildTypeError, "got RandomState"),
+    (linear, ("x", 3, 0, "fc", RNG), {}, GraphBuildError, "linear 'fc': out_features must be a positive integer, got 0"),
     (layer_norm, (None, "x", 4, "ln"), {}, GraphBuildTypeError, "layer_norm adds to a ComputationalGraph, got NoneType"),
 ])
 def test_a_layer_refused_halfway_leaves_the_graph_as_it_was(layer, args, kwargs, error, words):

@@ -191,4 +191,3 @@ def _pre_activation(g, xWx, h, Wh, b, name, t) -> Node:
     """(x_t @ Wx + h_{t-1} @ Wh) + b, added in min-char-rnn's order so that its numbers repeat bit for bit."""
     hWh = g.add_gate(MatMulGate(), h, Wh, name=f"{name}.hWh{t}")
     return g.add_gate(AddGate(), g.add_gate(AddGate(), xWx, hWh), b, name=f"{name}.a{t}")
-

@@ -96,7 +96,14 @@ def linear(
     Returns
     -------
     Node: (..., out_features).
+
+    Raises
+    ------
+    GraphBuildError
+        If the sizes are not positive whole numbers (GraphBuildTypeError for
+        ones that are not whole numbers, or an ``rng`` that is not a Generator).
     """
+    check_sizes("linear", name, in_features=in_features, out_features=out_features)
     check_rng(rng)
     W = g.add_param(f"{name}.W", rng.normal(0.0, std, size=(in_features, out_features)))
     b = g.add_param(f"{name}.b", np.zeros(out_features))
